@@ -1,0 +1,1 @@
+"""Node firmware: portable MicroPython/CPython modules; hardware sits behind board.py."""

@@ -1,0 +1,1 @@
+"""Accelerometer drivers. Each takes a bus object (SPI or I2C), never pins."""

@@ -1,0 +1,1 @@
+"""Host-side tools: the `seismote` CLI, replay and waveform readers."""

@@ -1,0 +1,1 @@
+"""Detector data sets, training and int8 TFLite export (under construction)."""

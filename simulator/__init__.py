@@ -1,0 +1,1 @@
+"""SimPy network simulator for planning seismote deployments (under construction)."""
