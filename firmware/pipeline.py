@@ -1,0 +1,143 @@
+"""The node's detection pipeline, one sensor sample at a time: conditioner -> STA/LTA -> event.
+
+The SAME class runs on the board, in `seismote replay`, in the virtual node and in the tests.
+`push(x, y, z)` takes raw sensor counts and returns a status code; it allocates nothing.
+
+Until the on-node model lands, a trigger is confirmed as a detection by the rule: for
+`detector.confirm_s` after the onset the trigger stays on, the shaking is sustained: at least half
+of the samples since the onset, and half of the recent ones (an average over ~0.3 s), carry energy
+above the off level cf >= off * LTA (a recursive STA stays high for seconds after a single knock
+while its energy is gone in a fraction of that; an earthquake keeps shaking), and the event's PGA reaches
+`detector.min_pga_gal`. `score` is then the peak STA/LTA ratio of the event.
+"""
+
+from array import array
+
+from .compat import const
+from .conditioner import Conditioner
+from .config import PIPELINE_RATE_HZ
+from .features import G_GAL, EventFeatures
+from .trigger import RATIO_ONE, StaLta
+
+NONE = const(0)
+TRIGGER = const(1)  # STA/LTA onset
+DETECTION = const(2)  # trigger confirmed as an earthquake
+END = const(3)  # a confirmed event is over: features are final
+REJECTED = const(4)  # a trigger ended without confirmation
+_RECENT_K = const(4)
+RING_S = const(8)  # seconds of conditioned waveform kept for snippets and the detector window
+
+
+class Pipeline:
+    def __init__(self, cfg, counts_per_g, sensor_rate_hz):
+        """`cfg`: a validated node configuration (config.validate)."""
+        decimation = sensor_rate_hz // PIPELINE_RATE_HZ
+        if decimation < 1 or decimation * PIPELINE_RATE_HZ != sensor_rate_hz:
+            raise ValueError("Invalid sensor rate: %s Hz (needs a multiple of %d Hz)" % (sensor_rate_hz, PIPELINE_RATE_HZ))
+        t = cfg["trigger"]
+        d = cfg["detector"]
+        fs = PIPELINE_RATE_HZ
+        self.rate = fs
+        self.sensor_rate = sensor_rate_hz
+        self.counts_per_g = counts_per_g
+        per_gal = counts_per_g / G_GAL
+        self.cond = Conditioner(decimation)
+        self.trig = StaLta(
+            max(1, int(t["sta_s"] * fs + 0.5)),
+            int(t["lta_s"] * fs + 0.5),
+            int(t["on"] * RATIO_ONE + 0.5),
+            int(t["off"] * RATIO_ONE + 0.5),
+            int(t["dead_time_s"] * fs + 0.5),
+            int(t["min_lta_gal"] * per_gal + 0.5),
+        )
+        self.feat = EventFeatures()
+        self.confirm_n = int(d["confirm_s"] * fs + 0.5)
+        self.min_pga = int(d["min_pga_gal"] * per_gal + 0.5)
+        self.max_event_n = int(t["max_event_s"] * fs + 0.5)
+        self.ring_n = RING_S * fs
+        self.ring = array("i", [0] * (3 * self.ring_n))
+        self.reset()
+
+    def reset(self):
+        """Forget all signal state (after a gap in the data or a sensor re-initialisation)."""
+        self.cond.reset()
+        self.trig.reset()
+        self.n = 0  # pipeline-rate samples since reset
+        self.head = 0  # next ring slot
+        self.in_event = False
+        self.confirmed = False
+        self.onset_n = -1
+        self.detect_n = -1
+        self.peak_ratio = 0
+        self.busy = 0  # samples since the onset with cf above the off level
+        self.recent = 0  # moving average of that flag, 256 = always (time constant 2**_RECENT_K samples)
+
+    def push(self, x, y, z):
+        if not self.cond.push(x, y, z):
+            return NONE
+        a = self.cond.y
+        b = self.cond.band
+        ring = self.ring
+        h = self.head
+        ring[h] = a[0]
+        ring[h + 1] = a[1]
+        ring[h + 2] = a[2]
+        h += 3
+        self.head = 0 if h >= 3 * self.ring_n else h
+        self.n += 1
+        cf = (b[0] if b[0] >= 0 else -b[0]) + (b[1] if b[1] >= 0 else -b[1]) + (b[2] if b[2] >= 0 else -b[2])
+        edge = self.trig.push(cf)
+        if edge == 1:
+            self.in_event = True
+            self.confirmed = False
+            self.onset_n = self.n
+            self.peak_ratio = self.trig.ratio
+            self.busy = 1
+            self.recent = 256
+            self.feat.start()
+            self.feat.update(a)
+            return TRIGGER
+        if not self.in_event:
+            return NONE
+        self.feat.update(a)
+        recent = self.recent
+        recent -= recent >> _RECENT_K
+        if (cf << 4) // self.trig.level >= self.trig.off16:
+            self.busy += 1
+            recent += 1 << (8 - _RECENT_K)
+        self.recent = recent
+        if self.trig.ratio > self.peak_ratio:
+            self.peak_ratio = self.trig.ratio
+        if edge == -1 or self.feat.samples >= self.max_event_n:
+            self.trig.force_off()
+            self.in_event = False
+            return END if self.confirmed else REJECTED
+        n = self.feat.samples
+        if not self.confirmed and n > self.confirm_n and 2 * self.busy >= n and recent >= 128 and self.feat.pga_counts() >= self.min_pga:
+            self.confirmed = True
+            self.detect_n = self.n
+            return DETECTION
+        return NONE
+
+    def event(self):
+        """The open or last event as a dict (allocates: call off the per-sample path)."""
+        e = self.feat.summary(self.counts_per_g, self.rate)
+        e["onset_s"] = self.onset_n / self.rate
+        e["score"] = self.peak_ratio / RATIO_ONE
+        e["confirmed"] = self.confirmed
+        return e
+
+    def window(self, out, n):
+        """Copy the last `n` conditioned samples (oldest first, xyz interleaved) into array `out`."""
+        if n > self.ring_n:
+            raise ValueError("window of %d samples exceeds the %d-sample ring" % (n, self.ring_n))
+        ring = self.ring
+        size = 3 * self.ring_n
+        j = self.head - 3 * n
+        if j < 0:
+            j += size
+        for i in range(3 * n):
+            out[i] = ring[j]
+            j += 1
+            if j >= size:
+                j = 0
