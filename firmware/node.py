@@ -50,7 +50,7 @@ class Node:
         self.start_sensor()
 
     def _status(self, what, info):
-        info["what"] = what
+        info["kind"] = what
         self.log.append_json(eventlog.T_STATUS, info, self.board.unix_time() or 0)
 
     def start_sensor(self):
@@ -125,7 +125,10 @@ class Node:
         if st == pipeline.REJECTED:
             self.stats["rejected"] += 1
             return
-        ev = self.pipe.event()
+        pipe = self.pipe
+        if pipe is None:  # no status without a pipeline; keeps the type checker honest
+            return
+        ev = pipe.event()
         t = self.board.unix_time()
         ev["final"] = st == pipeline.END
         seq = self.log.append_json(eventlog.T_EVENT, ev, t or 0)
@@ -144,7 +147,7 @@ class Node:
             "dropped": self.sampler.dropped if self.sampler is not None else None,
             "ratio": self.pipe.trig.ratio / 16 if self.pipe is not None else None,
             "free_heap": self.board.free_heap(),
-            "log_next_seq": self.log.next_seq,
+            "log_next_seq": self.log.stats()["next_seq"],
             "outbox_dropped": self.outbox.dropped,
             "last_detection": self.last_detection,
         }
