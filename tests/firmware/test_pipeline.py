@@ -173,5 +173,5 @@ def test_config_errors_name_the_field():
 
 def test_config_defaults_fill_in():
     c = config.validate({"node_id": "n1", "trigger": {"on": 4}})
-    assert c["trigger"]["on"] == 4 and c["trigger"]["off"] == 1.5
+    assert c["trigger"]["on"] == 4 and c["trigger"]["off"] == 1.3
     assert c["sensor"]["odr_hz"] == 250 and c["location"] is None
