@@ -42,7 +42,7 @@ class Node:
         self.retry_at = b.ticks_ms()
         self.last_data = b.ticks_ms()
         self.hb_every = int(cfg["telemetry"]["heartbeat_s"] * 1000)
-        self.hb_at = b.ticks_ms()
+        self.hb_at = b.ticks_ms() - self.hb_every  # first heartbeat on the first step: "I am up"
         self.hb_samples = 0
         self.last_detection = None
         self.overflows_logged = 0
@@ -77,7 +77,16 @@ class Node:
         self.last_data = b.ticks_ms()
         return True
 
+    def _log_overflows(self):
+        s = self.sensor
+        if s is not None and s.overflows != self.overflows_logged:
+            # Lost samples go to the log too, not only to the (lossy) telemetry.
+            self._status("fifo_overflow", {"overflows": s.overflows, "lost": s.lost})
+            self.overflows_logged = s.overflows
+
     def _fault(self, err):
+        self._log_overflows()
+        self.overflows_logged = 0  # the next driver counts from zero
         self.stats["faults"] += 1
         self.sensor = None
         self.sampler = None
@@ -160,11 +169,7 @@ class Node:
         st["rate_hz"] = round(self.hb_samples * 1000 / elapsed, 2) if elapsed > 0 else None
         self.hb_at = now
         self.hb_samples = 0
-        s = self.sensor
-        if s is not None and s.overflows != self.overflows_logged:
-            # Lost samples go to the log too, not only to the (lossy) telemetry.
-            self._status("fifo_overflow", {"overflows": s.overflows, "lost": s.lost})
-            self.overflows_logged = s.overflows
+        self._log_overflows()
         self.outbox.put(telemetry.heartbeat(self.node_id, self.board.unix_time(), now, st))
 
     def run(self, poll_ms=40):
