@@ -10,7 +10,7 @@ from array import array
 
 
 class Sampler:
-    def __init__(self, sensor, ring_samples=256):
+    def __init__(self, sensor, ring_samples=128):
         self.sensor = sensor
         self.burst = array("i", [0] * (3 * sensor.max_burst))
         self.size = ring_samples

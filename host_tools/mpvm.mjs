@@ -1,5 +1,8 @@
 // Run Python on the real MicroPython VM (the MicroPython project's WebAssembly port) under Node.js.
-//   node mpvm.mjs [--mount HOST_DIR:VM_DIR]... [--heap BYTES] (--file SCRIPT.py | --code CODE)
+//   node mpvm.mjs [--mount HOST_DIR:VM_DIR]... [--heap BYTES] (--file SCRIPT.py | --code CODE)...
+// Each --file/--code runs as its own top-level runPython call, in order, in the same VM. This port
+// collects garbage only between such calls (it cannot scan the wasm stack while Python runs), so
+// a heap measurement must collect in a later chunk than the one that made the garbage.
 // Host folders are copied into the VM's in-memory filesystem; /lib is on sys.path.
 // Exit status: 0 when the script ran to the end, 1 on an uncaught Python exception.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
@@ -9,16 +12,16 @@ import path from "node:path";
 const args = process.argv.slice(2);
 const mounts = [];
 let heap = 1024 * 1024;
-let code = null;
+const chunks = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === "--mount") mounts.push(args[++i]);
   else if (a === "--heap") heap = parseInt(args[++i], 10);
-  else if (a === "--file") code = fs.readFileSync(args[++i], "utf8");
-  else if (a === "--code") code = args[++i];
+  else if (a === "--file") chunks.push(fs.readFileSync(args[++i], "utf8"));
+  else if (a === "--code") chunks.push(args[++i]);
   else { console.error(`mpvm: unknown argument ${a}`); process.exit(2); }
 }
-if (code === null) { console.error("mpvm: give --file or --code"); process.exit(2); }
+if (chunks.length === 0) { console.error("mpvm: give --file or --code"); process.exit(2); }
 
 const out = (line) => process.stdout.write(line + "\n");
 const err = (line) => process.stderr.write(line + "\n");
@@ -47,7 +50,7 @@ for (const m of mounts) {
 mkdirs("/lib");
 try {
   mp.runPython("import sys\nif '/lib' not in sys.path: sys.path.append('/lib')\n");
-  mp.runPython(code);
+  for (const code of chunks) mp.runPython(code);
 } catch (e) {
   err(String(e && e.message ? e.message : e));
   process.exit(1);

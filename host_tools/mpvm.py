@@ -38,12 +38,18 @@ def firmware_mounts(extra: dict[str, str] | None = None) -> list[str]:
     return mounts
 
 
-def run(code: str, mounts: list[str] | None = None, heap: int = 1 << 20, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `code` on the VM with `mounts` ("HOST:VM" pairs); returns the finished process."""
+def run(code: str | list[str], mounts: list[str] | None = None, heap: int = 1 << 20, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `code` on the VM with `mounts` ("HOST:VM" pairs); returns the finished process.
+
+    A list of chunks runs as consecutive top-level calls in one VM; the VM frees garbage only
+    between chunks (see mpvm.mjs), so measure the heap in a chunk after the one being measured.
+    """
+    chunks = [code] if isinstance(code, str) else list(code)
     cmd = [node_binary(), str(SCRIPT), "--heap", str(heap)]
     for m in mounts if mounts is not None else firmware_mounts():
         cmd += ["--mount", m]
     # /lib/seismote needs an __init__: MicroPython has no namespace packages.
-    code = "import os\ntry:\n    open('/lib/seismote/__init__.py', 'a').close()\nexcept OSError:\n    pass\n" + code
-    cmd += ["--code", code]
+    chunks[0] = "try:\n    open('/lib/seismote/__init__.py', 'a').close()\nexcept OSError:\n    pass\n" + chunks[0]
+    for c in chunks:
+        cmd += ["--code", c]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
