@@ -6,7 +6,7 @@ The SAME class runs on the board, in `seismote replay`, in the virtual node and 
 Until the on-node model lands, a trigger is confirmed as a detection by the rule: for
 `detector.confirm_s` after the onset the trigger stays on, the shaking is sustained: at least half
 of the samples since the onset, and half of the recent ones (an average over ~0.3 s), carry energy
-above the off level cf >= off * LTA (a recursive STA stays high for seconds after a single knock
+above the on level cf >= on * LTA (a recursive STA stays high for seconds after a single knock
 while its energy is gone in a fraction of that; an earthquake keeps shaking), and the event's PGA reaches
 `detector.min_pga_gal`. `score` is then the peak STA/LTA ratio of the event.
 """
@@ -50,6 +50,10 @@ class Pipeline:
             int(t["dead_time_s"] * fs + 0.5),
             int(t["min_lta_gal"] * per_gal + 0.5),
         )
+        # A sample counts as shaking when cf is above the on level. Lower levels let the decaying
+        # tail of a knock through the high-pass count as shaking (benchmarks: a 0.1 s 30-gal knock
+        # confirmed 20/20 times at the off level, 0/20 here; OpenEEW visible events 92% -> 88%).
+        self.busy16 = self.trig.on16
         self.feat = EventFeatures()
         self.confirm_n = int(d["confirm_s"] * fs + 0.5)
         self.min_pga = int(d["min_pga_gal"] * per_gal + 0.5)
@@ -102,7 +106,7 @@ class Pipeline:
         self.feat.update(a)
         recent = self.recent
         recent -= recent >> _RECENT_K
-        if (cf << 4) // self.trig.level >= self.trig.off16:
+        if (cf << 4) // self.trig.level >= self.busy16:
             self.busy += 1
             recent += 1 << (8 - _RECENT_K)
         self.recent = recent

@@ -1,7 +1,8 @@
 """The `seismote` command line: a thin parser over the library API (host_tools.*).
 
-Errors the user can act on (bad file, invalid config) print one line `seismote: ...` on stderr
-and exit with status 2; no traceback.
+Errors the user can act on print one line `seismote: ...` on stderr, no traceback: an invalid
+config or option exits with status 2; `replay` names each unreadable file, replays the others,
+and exits with status 1.
 """
 
 from __future__ import annotations
@@ -75,7 +76,20 @@ def replay(files: tuple[str, ...], units: str | None, gain: float | None, rate: 
                 click.echo("seismote: %s" % e, err=True)
         good = ok
     if records is None and good:
-        records = read_records(good, units=units, gain=gain, rate=rate)
+        try:
+            records = read_records(good, units=units, gain=gain, rate=rate)
+        except WaveformError:
+            # Each file reads alone but some do not join (OpenEEW buckets of one device that
+            # disagree, e.g. in rate): add them one at a time, leaving out those that break a join.
+            joined: list[str] = []
+            for f in good:
+                try:
+                    read_records(joined + [f], units=units, gain=gain, rate=rate)
+                    joined.append(f)
+                except WaveformError as e:
+                    failed.append(f)
+                    click.echo("seismote: %s" % e, err=True)
+            records = read_records(joined, units=units, gain=gain, rate=rate) if joined else []
     for rec in records or []:
         for note in rec.notes:
             click.echo("seismote: note: %s: %s" % (rec.source, note), err=True)

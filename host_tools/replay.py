@@ -9,6 +9,7 @@ losing data, so its STA/LTA re-warms before it can trigger again.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterator
@@ -58,35 +59,46 @@ def replay_record(rec: Record, node: NodeModel, ends: bool = False) -> Iterator[
     """Yield one dict per trigger and detection (and per event end if `ends`) in time order."""
     rec = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
     pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate)
-    fs = pipe.rate
     for seg in rec.segments:
         pipe.reset()
         counts = node.to_counts(_three_axes(seg.data)).tolist()
-        push = pipe.push
-        for x, y, z in counts:
-            status = push(x, y, z)
-            if not status:
-                continue
-            if status == fwpipeline.TRIGGER:
-                kind = "trigger"
-            elif status == fwpipeline.DETECTION:
-                kind = "detection"
-            elif ends:
-                kind = "end" if status == fwpipeline.END else "rejected"
-            else:
-                continue
-            ev = pipe.event()
-            t = seg.offset_s + pipe.n / fs
-            out = {
-                "source": rec.source,
-                "t": round(t, 3),
-                "utc": None if rec.start_utc is None else (rec.start_utc + timedelta(seconds=t)).isoformat(),
-                "event": kind,
-                "pga_gal": ev["pga_gal"],
-                "score": ev["score"],
-                "onset_t": round(seg.offset_s + ev["onset_s"], 3),
-                "ratio": pipe.trig.ratio / 16,
-            }
-            if kind != "trigger":
-                out.update(pgv_cms=ev["pgv_cms"], cav_cms=ev["cav_cms"], duration_s=ev["duration_s"])
-            yield out
+        # Millions of small lists and no reference cycles: the cyclic GC would only rescan them.
+        gc_was = gc.isenabled()
+        gc.disable()
+        try:
+            yield from _run_segment(rec, seg, pipe, counts, ends)
+        finally:
+            if gc_was:
+                gc.enable()
+
+
+def _run_segment(rec: Record, seg, pipe, counts: list, ends: bool) -> Iterator[dict]:
+    fs = pipe.rate
+    push = pipe.push
+    for x, y, z in counts:
+        status = push(x, y, z)
+        if not status:
+            continue
+        if status == fwpipeline.TRIGGER:
+            kind = "trigger"
+        elif status == fwpipeline.DETECTION:
+            kind = "detection"
+        elif ends:
+            kind = "end" if status == fwpipeline.END else "rejected"
+        else:
+            continue
+        ev = pipe.event()
+        t = seg.offset_s + pipe.n / fs
+        out = {
+            "source": rec.source,
+            "t": round(t, 3),
+            "utc": None if rec.start_utc is None else (rec.start_utc + timedelta(seconds=t)).isoformat(),
+            "event": kind,
+            "pga_gal": ev["pga_gal"],
+            "score": ev["score"],
+            "onset_t": round(seg.offset_s + ev["onset_s"], 3),
+            "ratio": pipe.trig.ratio / 16,
+        }
+        if kind != "trigger":
+            out.update(pgv_cms=ev["pgv_cms"], cav_cms=ev["cav_cms"], duration_s=ev["duration_s"])
+        yield out

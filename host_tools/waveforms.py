@@ -530,6 +530,10 @@ def _parse_openeew(source: str) -> _Packets:
     return _Packets(source, next(iter(devices)), packets, notes)
 
 
+# A node clock further than this from the server clock (median over packets) is not trusted.
+OPENEEW_CLOCK_TOLERANCE_S = 10.0
+
+
 def _openeew_record(parts: list[_Packets], source: str, units, gain, rate) -> Record:
     """Join the packets of one device (from one or more files) into a Record."""
     notes = [n for part in parts for n in part.notes]
@@ -596,6 +600,14 @@ def _openeew_record(parts: list[_Packets], source: str, units, gain, rate) -> Re
     notes.append(unit_note)
     notes.append("OpenEEW device %s: Z = x (vertical); N = y, E = z are the horizontal axes, whose "
                  "orientation OpenEEW does not document" % parts[0].device_id)
+    # device_t is the node's own (NTP) clock; cloud_t is the server's receive time. They normally
+    # agree within the telemetry latency, but some nodes' clocks were off by tens of minutes: then
+    # anchor the record on the server clock (less the typical latency, which is unknown: ~0).
+    lag = float(np.median([p[0] - p[1] for p in kept]))
+    if abs(lag) > OPENEEW_CLOCK_TOLERANCE_S:
+        notes.append("device_t runs %.1f s %s cloud_t (the server's clock): the record is timed by "
+                     "cloud_t" % (abs(lag), "behind" if lag > 0 else "ahead of"))
+        t_first += lag
     start = _dt.datetime.fromtimestamp(t_first, tz=UTC)
     return _assemble(source, sr, start, ("Z", "N", "E"), pieces, notes, factor)
 

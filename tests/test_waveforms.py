@@ -477,3 +477,13 @@ def test_missing_file_names_the_file(tmp_path):
 
 def test_errors_are_value_errors():
     assert issubclass(WaveformError, ValueError)
+
+
+@needs_openeew
+def test_openeew_node_clock_far_off_is_replaced_by_the_server_clock():
+    # Device 012's device_t ran ~30 min behind cloud_t during the 2018 Pinotepa event.
+    rec = read_record(OPENEEW / "2018_2_16" / "012" / "40.jsonl")
+    assert any("timed by cloud_t" in n for n in rec.notes)
+    assert dt.datetime(2018, 2, 16, 23, 39, 50, tzinfo=UTC) < rec.start_utc < dt.datetime(2018, 2, 16, 23, 40, 10, tzinfo=UTC)
+    good = read_record(OPENEEW / "2018_2_16" / "011" / "40.jsonl")
+    assert not any("timed by cloud_t" in n for n in good.notes)

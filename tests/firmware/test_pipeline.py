@@ -175,3 +175,16 @@ def test_config_defaults_fill_in():
     c = config.validate({"node_id": "n1", "trigger": {"on": 4}})
     assert c["trigger"]["on"] == 4 and c["trigger"]["off"] == 1.3
     assert c["sensor"]["odr_hz"] == 250 and c["location"] is None
+
+
+def test_knocks_of_a_tenth_of_a_second_are_not_detected():
+    import math
+
+    amp = 30 * 256000 // 981  # a 30-gal half-sine, 0.1 s long: a door slam or a kick to the node
+    for seed in range(1, 6):
+        data = synthetic_counts(3000, RATE, seed=seed)
+        for k in range(10):
+            data[(2500 + k) * 3] += int(amp * math.sin(math.pi * k / 10))
+        _, events = run(data)
+        kinds = [e[0] for e in events]
+        assert pipeline.TRIGGER in kinds and pipeline.DETECTION not in kinds, (seed, kinds)
