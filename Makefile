@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11, Node.js and npm):
-#   make demo   - the main job on a built-in default, no hardware needed
+#   make demo   - the main job on a built-in default (a simulator scenario), no hardware needed
 #   make test   - the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -21,7 +21,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 demo: setup
-	$(BIN)/seismote demo
+	$(BIN)/seismote simulate
 
 test: setup
 	$(BIN)/python -m pytest

@@ -23,8 +23,16 @@ for (let i = 0; i < args.length; i++) {
 }
 if (chunks.length === 0) { console.error("mpvm: give --file or --code"); process.exit(2); }
 
-const out = (line) => process.stdout.write(line + "\n");
-const err = (line) => process.stderr.write(line + "\n");
+// Synchronous writes: process.exit() below must not cut off output a slow reader has not taken yet.
+function writeAll(fd, text) {
+  const b = Buffer.from(text);
+  let off = 0;
+  while (off < b.length) {
+    try { off += fs.writeSync(fd, b, off); } catch (e) { if (e.code !== "EAGAIN") throw e; }
+  }
+}
+const out = (line) => writeAll(1, line + "\n");
+const err = (line) => writeAll(2, line + "\n");
 const mp = await loadMicroPython({ heapsize: heap, stdout: out, stderr: err });
 
 function mkdirs(p) {
