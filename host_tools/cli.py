@@ -53,23 +53,12 @@ def cli() -> None:
 @click.option("--rate", type=float, help="Sampling rate in Hz, for files that do not carry one.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Node configuration JSON (default: built-in).")
 @click.option("--ends", is_flag=True, help="Also print event ends (and rejected triggers) with final features.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Detector model folder (model.tflite + model.json; default: the bundled one).")
-@click.option("--no-model", is_flag=True, help="Confirm triggers by the rule instead of the detector model.")
-def replay(files: tuple[str, ...], units: str | None, gain: float | None, rate: float | None, config_path: str | None, ends: bool,
-           model_dir: str | None = None, no_model: bool = False) -> None:
+def replay(files: tuple[str, ...], units: str | None, gain: float | None, rate: float | None, config_path: str | None, ends: bool) -> None:
     """Run recorded waveforms through the node pipeline; print one JSON object per line."""
     from . import replay as rp
     from .waveforms import WaveformError, read_record, read_records
 
-    node = rp.NodeModel(load_config(config_path), None if no_model else Path(model_dir or rp.MODEL_DIR))
-    if node.model_dir is not None:
-        try:
-            node.detector()
-        except rp.ModelUnavailable as e:
-            if model_dir is not None:
-                raise UserError(str(e))
-            click.echo("seismote: note: %s; detections by the rule" % e, err=True)
-            node.model_dir = None
+    node = rp.NodeModel(load_config(config_path))
     failed = []
     good = list(files)
     try:
