@@ -135,9 +135,12 @@ def config_default(node_id: str) -> None:
 
 def _register_subcommands() -> None:
     # Each area keeps its commands in its own module; they attach to the one `seismote` group.
+    from .cli_device import register as register_device
+    from .cli_logs import register as register_logs
     from .simulate_cli import register as register_simulate
+    from .virtual_node import register as register_virtual
 
-    for register in (register_simulate,):
+    for register in (register_simulate, register_device, register_logs, register_virtual):
         register(cli)
 
 
