@@ -138,9 +138,10 @@ def _register_subcommands() -> None:
     from .cli_device import register as register_device
     from .cli_logs import register as register_logs
     from .simulate_cli import register as register_simulate
+    from .sweep_cli import register as register_sweep
     from .virtual_node import register as register_virtual
 
-    for register in (register_simulate, register_device, register_logs, register_virtual):
+    for register in (register_simulate, register_sweep, register_device, register_logs, register_virtual):
         register(cli)
 
 

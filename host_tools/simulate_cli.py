@@ -35,7 +35,9 @@ def register(cli: click.Group) -> None:
 @click.option("--false-years", type=click.FloatRange(min=0, min_open=True), help="Also run this many years of false "
               "triggers (no earthquake) through the same policy: false alerts per year.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def simulate(scenario, nodes, seed, zero_noise, false_years, as_json) -> None:
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), help="Also write report.md with maps and "
+              "plots (PNG) to this folder.")
+def simulate(scenario, nodes, seed, zero_noise, false_years, as_json, report_dir=None) -> None:
     """Simulate an earthquake over a network: warning times, alerts, errors, beside the physical limit.
 
     SCENARIO is a TOML file ([scenario], [quake], [layout], [targets], [physics], [nodes],
@@ -65,6 +67,10 @@ def simulate(scenario, nodes, seed, zero_noise, false_years, as_json) -> None:
             out["false_alerts"] = metrics.false_alerts_per_year(layout, cfg, false_years, res.seed)
     except ScenarioError as e:
         raise CommandError(str(e)) from None
+    if report_dir is not None:
+        from ..simulator import report
+
+        click.echo("seismote: report: %s" % report.write_report(res, report_dir), err=True)
     if as_json:
         click.echo(json.dumps(out))
     else:
