@@ -19,25 +19,13 @@ from pathlib import Path
 
 import click
 
+from .cli_errors import CommandError
+
 from ..firmware import config as fwconfig
 from ..firmware.errors import ConfigError
 from .ports import UserError as LibError
 
 PORT_HELP = "Serial port of the node (default: the one ESP32 USB-serial board plugged in; $SEISMOTE_PORT)."
-
-
-class CommandError(click.ClickException):
-    """Printed as `seismote: message` (and `hint: ...`), no traceback."""
-
-    def __init__(self, message: str, hint: str | None = None, exit_code: int = 2):
-        super().__init__(message)
-        self.hint = hint
-        self.exit_code = exit_code
-
-    def show(self, file=None) -> None:
-        click.echo("seismote: %s" % self.message, err=True)
-        if self.hint:
-            click.echo("hint: %s" % self.hint, err=True)
 
 
 def _user_errors(fn):

@@ -399,18 +399,22 @@ def parse_scenario(doc: dict, src: str = "scenario", base: Path | None = None) -
     return out
 
 
-def load_scenario(path) -> ScenarioConfig:
-    """Read and validate a scenario TOML file; relative paths in it are relative to the file."""
+def read_toml(path) -> tuple[dict, str, Path]:
+    """(document, file name for messages, folder for relative paths) of a TOML file."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as e:
         raise ScenarioError("%s: cannot read (%s)" % (p.name, e.strerror or e)) from None
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text), p.name, p.parent
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError("%s: not valid TOML: %s" % (p.name, e)) from None
-    return parse_scenario(doc, p.name, p.parent)
+
+
+def load_scenario(path) -> ScenarioConfig:
+    """Read and validate a scenario TOML file; relative paths in it are relative to the file."""
+    return parse_scenario(*read_toml(path))
 
 
 # --- building the scenario's parts -------------------------------------------------------------------

@@ -63,9 +63,8 @@ import itertools
 import json
 import math
 import time
-import tomllib
 import zlib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -350,16 +349,7 @@ def parse_sweep(doc: dict, src: str = "sweep", base_dir: Path | None = None) -> 
 
 def load_sweep(path) -> SweepConfig:
     """Read and validate a sweep TOML file; relative paths in it are relative to the file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ScenarioError("%s: cannot read (%s)" % (p.name, e.strerror or e)) from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ScenarioError("%s: not valid TOML: %s" % (p.name, e)) from None
-    return parse_sweep(doc, p.name, p.parent)
+    return parse_sweep(*engine.read_toml(path))
 
 
 # --- one task --------------------------------------------------------------------------------------
