@@ -384,7 +384,6 @@ def write_report(obj, out_dir, layout=None) -> Path:
 
 def _sweep_md(sres, out: Path) -> list[str]:
     s = sres.summary
-    cfg = sres.cfg
     figs = sweep_figures(sres, out)
     mc = s["montecarlo"]
     quakes = mc["quakes"] if isinstance(mc["quakes"], str) else ", ".join(mc["quakes"])

@@ -9,13 +9,11 @@ with the same features.
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from seismote.host_tools import mpvm
 

@@ -694,7 +694,6 @@ def test_monitor_json_reports_the_running_node(tmp_path):
     from seismote.host_tools import monitor
 
     local, code = _monitor_node(tmp_path)
-    out = io.StringIO()
     mon = monitor.Monitor(local, 0.5, idle_s=0.5, code=code)
     got = []
     with pytest.raises(monitor.MonitorError, match="the session ended"):
