@@ -9,6 +9,15 @@ of the samples since the onset, and half of the recent ones (an average over ~0.
 above the on level cf >= on * LTA (a recursive STA stays high for seconds after a single knock
 while its energy is gone in a fraction of that; an earthquake keeps shaking), and the event's PGA reaches
 `detector.min_pga_gal`. `score` is then the peak STA/LTA ratio of the event.
+
+With a `detector` (firmware/detector.py: the int8 TFLite model), the model confirms instead of the
+rule: while an event is open and not yet confirmed (for at most `detector.max_runs` inferences
+when that is set), every `detector.stride` samples the last
+WINDOW conditioned samples are copied out of the ring, scaled to int8 (detector_input.quantize)
+into the detector's buffer and scored; DETECTION = the detector's hysteresis rule confirms and the
+PGA reaches `detector.min_pga_gal`. `score` is then the model's highest score of the event (0..1)
+once the model has run (so at a trigger it is still the peak STA/LTA ratio). Samples without an
+inference allocate nothing, as before; an inference allocates a little on the board (detector.py).
 """
 
 from array import array
@@ -16,6 +25,7 @@ from array import array
 from .compat import const
 from .conditioner import Conditioner
 from .config import PIPELINE_RATE_HZ
+from .detector_input import quantize
 from .features import G_GAL, EventFeatures
 from .trigger import RATIO_ONE, StaLta
 
@@ -29,8 +39,8 @@ RING_S = const(8)  # seconds of conditioned waveform kept for snippets and the d
 
 
 class Pipeline:
-    def __init__(self, cfg, counts_per_g, sensor_rate_hz):
-        """`cfg`: a validated node configuration (config.validate)."""
+    def __init__(self, cfg, counts_per_g, sensor_rate_hz, detector=None):
+        """`cfg`: a validated node configuration (config.validate); `detector`: a detector.Detector or None."""
         decimation = sensor_rate_hz // PIPELINE_RATE_HZ
         if decimation < 1 or decimation * PIPELINE_RATE_HZ != sensor_rate_hz:
             raise ValueError("Invalid sensor rate: %s Hz (needs a multiple of %d Hz)" % (sensor_rate_hz, PIPELINE_RATE_HZ))
@@ -60,6 +70,11 @@ class Pipeline:
         self.max_event_n = int(t["max_event_s"] * fs + 0.5)
         self.ring_n = RING_S * fs
         self.ring = array("i", [0] * (3 * self.ring_n))
+        self.detector = detector
+        if detector is not None:
+            if detector.window > self.ring_n:
+                raise ValueError("detector window of %d samples exceeds the %d-sample ring" % (detector.window, self.ring_n))
+            self.win = array("i", [0] * (3 * detector.window))  # conditioned counts of the window
         self.reset()
 
     def reset(self):
@@ -75,6 +90,10 @@ class Pipeline:
         self.peak_ratio = 0
         self.busy = 0  # samples since the onset with cf above the off level
         self.recent = 0  # moving average of that flag, 256 = always (time constant 2**_RECENT_K samples)
+        self.due = 0  # samples until the next inference
+        self.runs = 0  # inferences in this event
+        if self.detector is not None:
+            self.detector.reset()
 
     def push(self, x, y, z):
         if not self.cond.push(x, y, z):
@@ -100,6 +119,11 @@ class Pipeline:
             self.recent = 256
             self.feat.start()
             self.feat.update(a)
+            det = self.detector
+            if det is not None:
+                det.reset()
+                self.due = det.stride
+                self.runs = 0
             return TRIGGER
         if not self.in_event:
             return NONE
@@ -116,6 +140,22 @@ class Pipeline:
             self.trig.force_off()
             self.in_event = False
             return END if self.confirmed else REJECTED
+        det = self.detector
+        if det is not None:
+            if self.confirmed:
+                return NONE
+            self.due -= 1
+            if self.due <= 0 and (not det.max_runs or self.runs < det.max_runs):
+                self.due = det.stride
+                self.window(self.win, det.window)
+                quantize(self.win, det.window, det.buf)
+                det.update(det.infer())
+                self.runs += 1
+            if det.confirmed and self.feat.pga_counts() >= self.min_pga:
+                self.confirmed = True
+                self.detect_n = self.n
+                return DETECTION
+            return NONE
         n = self.feat.samples
         if not self.confirmed and n > self.confirm_n and 2 * self.busy >= n and recent >= 128 and self.feat.pga_counts() >= self.min_pga:
             self.confirmed = True
@@ -127,7 +167,8 @@ class Pipeline:
         """The open or last event as a dict (allocates: call off the per-sample path)."""
         e = self.feat.summary(self.counts_per_g, self.rate)
         e["onset_s"] = self.onset_n / self.rate
-        e["score"] = self.peak_ratio / RATIO_ONE
+        det = self.detector
+        e["score"] = (det.peak_q + 128) / 256 if det is not None and self.runs else self.peak_ratio / RATIO_ONE
         e["confirmed"] = self.confirmed
         return e
 

@@ -5,28 +5,70 @@ scaled to the sensor's counts, clipped at its full scale and rounded to integers
 goes through `seismote.firmware.pipeline.Pipeline.push`, the code that runs on the board. Each
 contiguous segment (see waveforms.py for the gap rules) restarts the pipeline, as a node does after
 losing data, so its STA/LTA re-warms before it can trigger again.
+
+With a model (`NodeModel.model_dir`, by default the artifact in firmware/model/), the pipeline's
+detector is the firmware's own `detector.Detector` driving the TFLite Micro kernels of the
+tflite-micro package through the `microlite` API (model_export/tflm.py), as it drives the native
+module on the board: a detection is then a trigger the model confirmed, and `score` is the model's.
 """
 
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..firmware import config as fwconfig
+from ..firmware import detector as fwdetector
 from ..firmware import pipeline as fwpipeline
 from ..firmware.features import G_GAL
 from .waveforms import Record
 
 
+MODEL_DIR = Path(fwconfig.__file__).resolve().with_name("model")  # the committed artifact
+
+
+class ModelUnavailable(RuntimeError):
+    """The detector model cannot be used (artifact missing or invalid, tflite-micro not installed)."""
+
+
+def load_detector(model_dir: Path) -> fwdetector.Detector:
+    """The firmware's Detector over the host TFLM kernels, from model.tflite + model.json in `model_dir`."""
+    model_dir = Path(model_dir)
+    try:
+        meta = json.loads((model_dir / "model.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ModelUnavailable("cannot read %s: %s" % (model_dir / "model.json", e)) from e
+    try:
+        from ..model_export.tflm import TflmError, microlite
+    except ImportError as e:
+        raise ModelUnavailable("tflite-micro is not installed (pip install 'seismote[model]'): %s" % e) from e
+    try:
+        return fwdetector.load(microlite, meta, str(model_dir / "model.tflite"))
+    except (OSError, ValueError, KeyError, TflmError) as e:
+        raise ModelUnavailable("invalid model in %s: %s" % (model_dir, e)) from e
+
+
 @dataclass
 class NodeModel:
-    """What the replay needs to know of the node: its sensor and its configuration."""
+    """What the replay needs to know of the node: its sensor, its configuration, its detector model."""
 
     cfg: dict
+    model_dir: Path | None = None  # None: detections by the rule
+    _detector: Any = field(default=None, init=False, repr=False)
+
+    def detector(self) -> fwdetector.Detector | None:
+        """The node's detector (loaded once; the pipeline resets it for every record)."""
+        if self.model_dir is None:
+            return None
+        if self._detector is None:
+            self._detector = load_detector(self.model_dir)
+        return self._detector
 
     @property
     def sensor_rate(self) -> int:
@@ -58,7 +100,7 @@ def _three_axes(data: np.ndarray) -> np.ndarray:
 def replay_record(rec: Record, node: NodeModel, ends: bool = False) -> Iterator[dict]:
     """Yield one dict per trigger and detection (and per event end if `ends`) in time order."""
     rec = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
-    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate)
+    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=node.detector())
     for seg in rec.segments:
         pipe.reset()
         counts = node.to_counts(_three_axes(seg.data)).tolist()

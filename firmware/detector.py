@@ -1,0 +1,159 @@
+"""The on-node earthquake detector: the int8 TFLite model in TFLite Micro, plus a decision rule.
+
+The backend is a module with the `microlite` API (tensorflow-micropython-examples):
+`backend.interpreter(model, arena_size, input_callback, output_callback)` whose `invoke()` calls
+`input_callback(interp)`, runs the model, calls `output_callback(interp)` and returns 0 (1 on a
+failure); the callbacks reach the tensors through `interp.getInputTensor(0).setValue(i, v)` and
+`interp.getOutputTensor(0).getValue(0)`. On the board the backend is the native `microlite`
+module; on the host it is `seismote.model_export.tflm.microlite`, the same calls over the
+tflite-micro package's TFLM kernels. This file never imports either: the caller passes it in.
+
+    det = Detector(model_bytes, arena_bytes, microlite, on_q, off_q, confirm_n)
+    quantize(src, n, det.buf)            # fill the int8 window (detector_input)
+    q = det.infer()                      # int8 score, -128..127 (score = (q + 128) / 256)
+    if det.update(q): ...                # True once: confirmed
+
+Decision rule (hysteresis), all in int8 score units so the node never touches a float:
+`confirm_n` consecutive scores >= `on_q` confirm; a score below `off_q` resets the count; a
+score between the two holds it. `reset()` starts a new event. The pipeline asks for at most
+`max_runs` inferences per event (0 = while the trigger is on): a warning is worth most within
+seconds of the trigger, while the middle of a long disturbance (a truck passing for half a
+minute) looks like the middle of an earthquake. model.json's `decision` sets all of these (the
+calibration in model_export/evaluate.py chooses them).
+
+Memory: `buf` (WINDOW * CHANNELS bytes) and the arena are allocated once, here. An inference
+allocates a little on the board: microlite's getInputTensor / getOutputTensor each create a small
+tensor object per call (2 per inference); the 600 setValue calls and the int results allocate
+nothing. The pipeline calls `infer` only every `stride` samples while a trigger is on, never on
+the other samples.
+"""
+
+from array import array
+
+from .compat import const
+from .detector_input import CHANNELS, WINDOW
+
+SCORE_ZERO = const(-128)  # int8 output of LOGISTIC: score = (q - SCORE_ZERO) / 256
+
+
+def score_q(score):
+    """A score in 0..1 as the int8 output value it compares with (host and config side)."""
+    q = int(score * 256 + 0.5) + SCORE_ZERO
+    return 127 if q > 127 else (-128 if q < -128 else q)
+
+
+def score_float(q):
+    """The int8 output as a score in 0..1 (off the per-sample path: floats allocate on the board)."""
+    return (q - SCORE_ZERO) / 256
+
+
+class DetectorError(OSError):
+    """TFLite Micro refused the model or failed to run it."""
+
+
+class Detector:
+    def __init__(self, model, arena_bytes, backend, on_q, off_q, confirm_n=2, stride=5, max_runs=0, window=WINDOW):
+        if not (-128 <= off_q <= on_q <= 127):
+            raise ValueError("Invalid thresholds: on %d, off %d (need -128 <= off <= on <= 127)" % (on_q, off_q))
+        if confirm_n < 1:
+            raise ValueError("Invalid confirm_n: %d" % confirm_n)
+        if stride < 1:
+            raise ValueError("Invalid stride: %d" % stride)
+        if max_runs < 0:
+            raise ValueError("Invalid max_runs: %d" % max_runs)
+        self.on_q = on_q
+        self.off_q = off_q
+        self.confirm_n = confirm_n
+        self.stride = stride  # pipeline samples between inferences while a trigger is on
+        self.max_runs = max_runs  # inferences per event, 0 = while the trigger is on
+        self.window = window
+        self.size = window * CHANNELS
+        self.buf = array("b", bytes(self.size))  # the int8 window the next inference reads
+        self.q = SCORE_ZERO  # latest score
+        self.inferences = 0
+        self._interp = backend.interpreter(model, arena_bytes, self._input, self._output)
+        self.reset()
+
+    def reset(self):
+        """Start a new event: forget the run of high scores."""
+        self.run = 0
+        self.confirmed = False
+        self.peak_q = SCORE_ZERO
+
+    def _input(self, interp):
+        t = interp.getInputTensor(0)
+        buf = self.buf
+        for i in range(self.size):
+            t.setValue(i, buf[i])
+
+    def _output(self, interp):
+        self.q = interp.getOutputTensor(0).getValue(0)
+
+    def infer(self, window=None):
+        """Run the model on `window` (an int8 array of WINDOW * CHANNELS) or on `buf`; return the int8 score."""
+        if window is not None and window is not self.buf:
+            buf = self.buf
+            for i in range(self.size):
+                buf[i] = window[i]
+        if self._interp.invoke() != 0:
+            raise DetectorError("TFLite Micro failed to run the detector model")
+        self.inferences += 1
+        return self.q
+
+    def update(self, q):
+        """Feed one score to the decision rule; True exactly once, when the event is confirmed."""
+        if q > self.peak_q:
+            self.peak_q = q
+        if q >= self.on_q:
+            self.run += 1
+        elif q < self.off_q:
+            self.run = 0
+        if not self.confirmed and self.run >= self.confirm_n:
+            self.confirmed = True
+            return True
+        return False
+
+
+def selftest(det, golden_path):
+    """Run the golden vectors (golden.bin from the export) through `det`; return (vectors, mismatches).
+
+    File: b"SMGV", then little-endian u16 count, window, channels; then per vector window*channels
+    int8 inputs and the int8 output TFLM gave on the host. Read straight into det.buf.
+    """
+    import struct
+
+    with open(golden_path, "rb") as f:
+        head = f.read(10)
+        if len(head) != 10 or head[:4] != b"SMGV":
+            raise ValueError("Invalid golden file: %s" % golden_path)
+        n, w, c = struct.unpack("<HHH", head[4:])
+        if w * c != det.size:
+            raise ValueError("Invalid golden file: %dx%d vectors for a %d-value input" % (w, c, det.size))
+        out = bytearray(1)
+        bad = 0
+        for _ in range(n):
+            if f.readinto(det.buf) != det.size or f.readinto(out) != 1:
+                raise ValueError("Invalid golden file: truncated %s" % golden_path)
+            want = out[0] - 256 if out[0] > 127 else out[0]
+            if det.infer() != want:
+                bad += 1
+    return n, bad
+
+
+def load(backend, meta, model_path):
+    """A Detector from the artifact: `meta` is the parsed model.json, `model_path` the .tflite file.
+
+    Reads the model into one preallocated bytearray (no intermediate copies) and checks that the
+    artifact was built for this firmware's window.
+    """
+    inp = meta["input"]
+    if inp["window"] != WINDOW or inp["channels"] != CHANNELS or inp["zero_point"] != 0:
+        raise ValueError("Invalid model: input %dx%d zero point %d (this firmware feeds %dx%d, zero point 0)" % (
+            inp["window"], inp["channels"], inp["zero_point"], WINDOW, CHANNELS))
+    d = meta["decision"]
+    model = bytearray(meta["model_bytes"])
+    with open(model_path, "rb") as f:
+        n = f.readinto(model)
+    if n != len(model):
+        raise ValueError("Invalid model: %s has %d bytes, model.json says %d" % (model_path, n, len(model)))
+    return Detector(model, meta["arena_bytes"], backend, d["on_q"], d["off_q"], d["confirm_n"], d["stride_samples"], d.get("max_runs", 0))

@@ -1,0 +1,180 @@
+"""`seismote model ...`: build the data set, train, export and evaluate the on-node detector.
+
+    seismote model build-data [--small] [--seed 0]       # -> build/model/data/
+    seismote model train                                 # -> build/model/train/ (model.keras, train.json)
+    seismote model export [--out firmware/model]         # -> model.tflite, model.json, golden.*, ATTRIBUTION.md
+    seismote model evaluate [--out build/model/report]   # -> report.md + PNGs; metrics into model.json
+    seismote model all                                   # the four in a row (one command, reproducible)
+
+A thin parser over build_dataset / train.train / export.export / evaluate.evaluate. The host CLI
+adds the group with `register(cli)`; `python -m seismote.model_export.cli` runs it on its own.
+Errors the user can act on print `seismote: ...` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "build" / "model"
+ARTIFACT = ROOT / "firmware" / "model"
+
+
+class ModelError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo("seismote: %s" % self.message, err=True)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+
+
+def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = None, progress=None):
+    from .dataset import DatasetConfig, build_dataset
+
+    cfg_file = data_dir / "config.json"
+    saved = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+    kw = {"seed": saved.get("seed", 0) if seed is None else seed, "small": saved.get("small", False) if small is None else small}
+    import inspect
+
+    extra = {"progress": progress} if progress and "progress" in inspect.signature(build_dataset).parameters else {}
+    ds = build_dataset(DatasetConfig(**kw), data_dir, **extra)
+    cfg_file.write_text(json.dumps(kw))
+    return ds
+
+
+def _group():
+    @click.group("model")
+    def model() -> None:
+        """The on-node detector: data set, training, int8 export, evaluation."""
+
+    @model.command("build-data")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)
+    @click.option("--small", is_flag=True, help="The small data set (tests, quick runs).")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    def build_data(data_dir: Path, small: bool, seed: int) -> None:
+        """Build (or load from the cache) the training data set."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with _progress() as bar:
+            task = bar.add_task("data set", total=None, info="")
+
+            def hook(done, total, what=""):
+                bar.update(task, completed=done, total=total, info=str(what))
+
+            ds = _load_dataset(data_dir, small, seed, hook)
+            bar.update(task, completed=1, total=1)
+        split = ds.split
+        click.echo(json.dumps({"windows": int(len(ds.y)), "earthquake": int(ds.y.sum()), "train": int((split == "train").sum()),
+                               "val": int((split == "val").sum()), "test": int((split == "test").sum()), "fingerprint": ds.fingerprint}))
+
+    @model.command("train")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "train", show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping on val).")
+    def train_cmd(data_dir: Path, out_dir: Path, seed: int, epochs: int | None) -> None:
+        """Train the network (2 threads, deterministic) on the train split."""
+        from .train import TrainConfig, train
+
+        ds = _load_dataset(data_dir)
+        cfg = TrainConfig(seed=seed)
+        if epochs is not None:
+            cfg.epochs = epochs
+        with _progress() as bar:
+            task = bar.add_task("training", total=cfg.epochs, info="")
+
+            def hook(epoch, total, logs):
+                bar.update(task, completed=epoch, info="val_loss %.4f  val_auc %.4f" % (logs["val_loss"], logs["val_auc"]))
+
+            res = train(ds, cfg, out_dir, progress=hook)
+            bar.update(task, completed=cfg.epochs)
+        click.echo(json.dumps({k: res[k] for k in ("best_epoch", "best_val_loss", "epochs_run", "seconds", "macs", "params")}))
+
+    @model.command("export")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)
+    @click.option("--train-dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "train", show_default=True)
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=ARTIFACT, show_default=True)
+    @click.option("--cal-hours", type=float, default=2.0, show_default=True,
+                  help="Hours per scenario of calibration recordings for the decision rule (0: window-level only).")
+    @click.option("--target-fph", type=float, default=1.0, show_default=True, help="False detections per hour allowed in calibration.")
+    def export_cmd(data_dir: Path, train_dir: Path, out_dir: Path, cal_hours: float, target_fph: float) -> None:
+        """Full-int8 TFLite + model.json + golden vectors, checked in TFLM and LiteRT."""
+        from .export import ExportError, export
+
+        if not (train_dir / "model.keras").is_file():
+            raise ModelError("no trained model in %s: run `seismote model train` first" % train_dir)
+        ds = _load_dataset(data_dir)
+        steps = ["converting to full int8", "calibrating the decision rule on the val split", "golden vectors", "measuring the TFLM arena",
+                 "calibrating the decision rule through the node pipeline"]
+        with _progress() as bar:
+            task = bar.add_task("export", total=len(steps), info="")
+
+            def say(msg):
+                bar.update(task, completed=steps.index(msg) if msg in steps else 0, info=msg)
+
+            try:
+                meta = export(ds, train_dir, out_dir, cal_hours=cal_hours, target_fph=target_fph, progress=say)
+            except ExportError as e:
+                raise ModelError(str(e))
+            bar.update(task, completed=len(steps), info="done")
+        click.echo(json.dumps({k: meta[k] for k in ("model_bytes", "arena_bytes", "arena_measured_bytes", "macs", "ops")}))
+        click.echo(json.dumps(meta["decision"]))
+
+    @model.command("evaluate")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)
+    @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=ARTIFACT, show_default=True)
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "report", show_default=True)
+    @click.option("--hours", type=float, default=None, help="Hours of continuous noise per type (default: the data set's).")
+    @click.option("--workers", type=int, default=2, show_default=True)
+    def evaluate_cmd(data_dir: Path, model_dir: Path, out_dir: Path, hours: float | None, workers: int) -> None:
+        """Held-out report (Markdown + PNG): model vs OpenEEW and rsudp STA/LTA; metrics into model.json."""
+        from .evaluate import evaluate
+
+        if not (model_dir / "model.tflite").is_file():
+            raise ModelError("no model in %s: run `seismote model export` first" % model_dir)
+        ds = _load_dataset(data_dir)
+        with _progress() as bar:
+            tasks: dict[str, int] = {}
+
+            def hook(stage, done, total):
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total, info="")
+                bar.update(tasks[stage], completed=done, total=total)
+
+            res = evaluate(ds, model_dir, out_dir, hours=hours, workers=workers, progress=hook)
+        click.echo("report: %s" % (out_dir / "report.md"))
+        click.echo(json.dumps(res["summary"], indent=1))
+
+    @model.command("all")
+    @click.option("--small", is_flag=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.pass_context
+    def all_cmd(ctx: click.Context, small: bool, seed: int) -> None:
+        """build-data, train, export and evaluate with the defaults."""
+        ctx.invoke(build_data, small=small, seed=seed)
+        ctx.invoke(train_cmd, seed=seed)
+        ctx.invoke(export_cmd)
+        ctx.invoke(evaluate_cmd)
+
+    return model
+
+
+def register(cli: click.Group) -> None:
+    """Add the `model` group to the host CLI (host_tools/cli.py)."""
+    cli.add_command(_group())
+
+
+def main() -> None:
+    _group()(prog_name="seismote model")
+
+
+if __name__ == "__main__":
+    main()

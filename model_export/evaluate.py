@@ -1,0 +1,760 @@
+"""Held-out evaluation of the detector: windows, the full node pipeline, and two STA/LTA baselines.
+
+    res = evaluate(ds, Path("firmware/model"), Path("build/model/report"))   # report.md + PNGs
+
+What is measured (all on data the model never saw in training):
+1. Windows: the test split's int8 TFLM scores -> ROC and precision-recall curves, and the rate at
+   the decision threshold per kind of window.
+2. Continuous synthetic recordings (dataset.continuous_records, seeds disjoint from the data set's):
+   one per scenario (quiet site, home, office, street, industrial, tower, carried phone), with
+   labelled quakes (all clearly visible: BA08 PGA >= 20 x the background rms), plus quake-rich
+   recordings for the detection rate by magnitude and distance. Each goes through
+   - "model": the node pipeline (seismote replay's path: resampled to the sensor rate, counts,
+     firmware Pipeline.push) with the exported model in the TFLM kernels (firmware/detector.py);
+   - "rule": the same pipeline with the rule instead of the model (`--no-model`);
+   - "openeew": OpenEEW's firmware trigger (openeew-firmware Main/src/main.cpp): on each axis,
+     |a - mean over the last 11 s|, classic STA 1 s / LTA 10 s, threshold 4 on any axis. Computed
+     with obspy.signal.trigger.classic_sta_lta on sqrt|a - offset| (ObsPy squares its input, so
+     this is the firmware's mean-|a| ratio) and trigger_onset(on 4, off 2);
+   - "rsudp": rsudp's alert module defaults: the vertical channel band-passed 0.8-9 Hz
+     (obspy bandpass, 4 corners, causal), recursive_sta_lta 6 s / 30 s, threshold 3.95, reset 0.9.
+   A detection inside [P - 2 s, end of the quake's shaking] detects that quake (delay = detection
+   - P); any other detection is false. False detections are counted per scenario and attributed
+   to the activity under way (door, footsteps, machinery, ...) when there is one.
+3. Real records: the OpenEEW test events (real.split_events: the 2018 Mw 7.2 Pinotepa event and
+   one more), every device, replayed the same way at their own rate; "clearly visible" = the
+   records.csv label earthquake_visible. Detections outside [P - 2 s, P + 90 s] are false (real
+   noise: the node-day figure).
+Writes report.md, the figures, results.json, and the headline metrics into model.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("model", "rule", "openeew", "rsudp")
+LABELS = {"model": "node + model", "rule": "node, rule only", "openeew": "OpenEEW STA/LTA", "rsudp": "rsudp STA/LTA"}
+EVAL_SEED = 7001  # continuous recordings: seeds far from the data set's
+BEFORE_P_S = 2.0
+REAL_AFTER_P_S = 90.0
+MAG_BINS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+DIST_BINS = (0.0, 10.0, 30.0, 100.0, 300.0)
+
+
+# --- the baselines (ObsPy) ----------------------------------------------------------------------
+
+
+def openeew_trigger(acc: np.ndarray, rate: float, sta_s: float = 1.0, lta_s: float = 10.0, on: float = 4.0,
+                    off: float = 2.0, offset_s: float = 11.0) -> list[float]:
+    """Onsets (s) of OpenEEW's firmware STA/LTA on (n, 3) acceleration."""
+    from obspy.signal.trigger import classic_sta_lta, trigger_onset
+
+    a = np.asarray(acc, dtype=float)
+    n = len(a)
+    nsta, nlta, noff = int(round(sta_s * rate)), int(round(lta_s * rate)), int(round(offset_s * rate))
+    if n <= nlta + 1:
+        return []
+    c = np.cumsum(np.vstack([np.zeros((1, a.shape[1])), a]), axis=0)
+    lo = np.maximum(np.arange(n) + 1 - noff, 0)
+    offset = (c[np.arange(n) + 1] - c[lo]) / (np.arange(n) + 1 - lo)[:, None]
+    ratio = np.zeros(n)
+    for k in range(a.shape[1]):
+        ratio = np.maximum(ratio, classic_sta_lta(np.sqrt(np.abs(a[:, k] - offset[:, k])), nsta, nlta))
+    ratio[: nlta + noff] = 0.0  # the firmware starts once its queue is full
+    return [float(i) / rate for i, _ in trigger_onset(ratio, on, off)]
+
+
+def rsudp_trigger(acc: np.ndarray, rate: float, sta_s: float = 6.0, lta_s: float = 30.0, on: float = 3.95,
+                  off: float = 0.9, band: tuple[float, float] = (0.8, 9.0)) -> list[float]:
+    """Onsets (s) of rsudp's alert module on the vertical (column 0)."""
+    from obspy.signal.filter import bandpass
+    from obspy.signal.trigger import recursive_sta_lta, trigger_onset
+
+    z = np.asarray(acc, dtype=float)[:, 0]
+    nsta, nlta = int(round(sta_s * rate)), int(round(lta_s * rate))
+    if len(z) <= nlta + 1:
+        return []
+    f = bandpass(z - z[: nlta].mean(), band[0], min(band[1], 0.45 * rate), df=rate, corners=4, zerophase=False)
+    cft = recursive_sta_lta(f, nsta, nlta)
+    cft[: 2 * nlta] = 0.0  # rsudp fills its LTA buffer first; the recursive LTA needs it to settle
+    return [float(i) / rate for i, _ in trigger_onset(cft, on, off)]
+
+
+# --- the node -----------------------------------------------------------------------------------
+
+
+def _node(sensor: str, model_dir: Path | None):
+    from ..firmware import config as fwconfig
+    from ..host_tools.replay import NodeModel
+
+    return NodeModel(fwconfig.validate({"node_id": "eval", "sensor": {"type": sensor}}), model_dir)
+
+
+def node_detections(rec, sensor: str, model_dir: Path | None) -> tuple[list[float], int]:
+    """Detection times (s after the record's first sample) of the node pipeline; and its trigger count."""
+    from ..host_tools.replay import replay_record
+
+    dets, trig = [], 0
+    for e in replay_record(rec, _node(sensor, model_dir)):
+        if e["event"] == "detection":
+            dets.append(float(e["t"]))
+        elif e["event"] == "trigger":
+            trig += 1
+    return dets, trig
+
+
+def _baselines(rec) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"openeew": [], "rsudp": []}
+    for seg in rec.segments:
+        out["openeew"] += [seg.offset_s + t for t in openeew_trigger(seg.data, rec.rate)]
+        out["rsudp"] += [seg.offset_s + t for t in rsudp_trigger(seg.data, rec.rate)]
+    return out
+
+
+def _all_methods(rec, sensor: str, model_dir: Path) -> dict:
+    dets: dict[str, list[float]] = {}
+    dets["model"], trig = node_detections(rec, sensor, model_dir)
+    dets["rule"], _ = node_detections(rec, sensor, None)
+    dets.update(_baselines(rec))
+    return {"detections": dets, "triggers": trig}
+
+
+def _continuous_job(args) -> dict:
+    from .dataset import continuous_records
+
+    scenario, seed, hours, quakes_per_hour, model_dir, group = args
+    rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), quakes_per_hour=quakes_per_hour))
+    out = _all_methods(rec.to_record(), rec.sensor, model_dir)
+    out.update(group=group, name=rec.name, scenario=scenario, sensor=rec.sensor, duration_s=rec.duration_s,
+               quakes=rec.quakes, activities=rec.activities)
+    return out
+
+
+def _real_job(args) -> list[dict]:
+    from . import real
+
+    event, model_dir = args
+    out = []
+    for ex in real.openeew_examples(events=[event]):
+        rec = ex["record"]
+        res = _all_methods(rec, "adxl355", model_dir)
+        res.update(group="real", name=ex["file"], event_id=event, device=ex["device"], label=ex["label"],
+                   positive=ex["positive"], visible=ex["label"] == "earthquake_visible", p_s=ex["p_offset_s"],
+                   mag=ex["mag"], epi_km=ex["epi_km"], duration_s=rec.duration_s)
+        out.append(res)
+    return out
+
+
+# --- calibration of the decision rule on score traces -------------------------------------------
+
+
+class TraceDetector:
+    """A firmware Detector that scores every inference but never confirms, logging each score.
+
+    The pipeline then runs the model for the whole of every event (as it would until a
+    confirmation), so the decision rule can be replayed offline for any thresholds: `log` holds
+    (onset_n, n, q, pga_counts) per inference, n in pipeline samples.
+    """
+
+    def __init__(self, det):
+        self.det = det
+        self.window, self.stride, self.buf, self.size = det.window, det.stride, det.buf, det.size
+        self.max_runs = 0  # the whole event: simulate() applies any limit
+        self.confirmed = False
+        self.peak_q = -128
+        self.pipe = None
+        self.offset = 0.0
+        self.log: list[tuple[float, int, int, int, int]] = []
+
+    def reset(self):
+        self.confirmed = False
+        self.peak_q = -128
+
+    def infer(self, window=None):
+        return self.det.infer(window)
+
+    def update(self, q):
+        p = self.pipe
+        self.peak_q = max(self.peak_q, q)
+        self.log.append((self.offset, p.onset_n, p.n, int(q), p.feat.pga_counts()))
+        return False
+
+
+def trace_record(rec, sensor: str, model_dir: Path) -> dict:
+    """Score traces of every event of the node pipeline on `rec` (one segment)."""
+    from ..firmware import pipeline as fwpipeline
+    from ..firmware.config import PIPELINE_RATE_HZ
+    from ..host_tools.replay import load_detector
+
+    node = _node(sensor, None)
+    tr = TraceDetector(load_detector(model_dir))
+    r = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
+    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=tr)
+    tr.pipe = pipe
+    onsets = []
+    fs = PIPELINE_RATE_HZ
+    for seg in r.segments:
+        pipe.reset()
+        tr.offset = seg.offset_s
+        for x, y, z in node.to_counts(seg.data).tolist():
+            if pipe.push(x, y, z) == fwpipeline.TRIGGER:
+                onsets.append((seg.offset_s, pipe.n))
+    per_gal = node.counts_per_g / 980.665
+    events: dict[tuple, list] = {k: [] for k in onsets}
+    for off, onset_n, n, q, pga in tr.log:
+        events.setdefault((off, onset_n), []).append((off + n / fs, q, pga / per_gal))
+    return {"events": [{"onset_t": k[0] + k[1] / fs, "trace": v} for k, v in sorted(events.items())],
+            "min_pga_gal": node.cfg["detector"]["min_pga_gal"]}
+
+
+def simulate(events: list[dict], on_q: int, off_q: int, confirm_n: int, min_pga_gal: float, max_runs: int = 0,
+             every: int = 1) -> list[float]:
+    """Detection times the pipeline would give with these thresholds (from TraceDetector traces).
+
+    `max_runs`: inferences per event (0 = all); `every`: use every k-th inference (a stride k
+    times the traced one).
+    """
+    out = []
+    for ev in events:
+        run, confirmed = 0, False
+        for i, (t, q, pga) in enumerate(ev["trace"]):
+            if i % every:
+                continue
+            if max_runs and i // every >= max_runs and not confirmed:
+                break
+            if not confirmed:
+                if q >= on_q:
+                    run += 1
+                elif q < off_q:
+                    run = 0
+                confirmed = run >= confirm_n
+            if confirmed and pga >= min_pga_gal:
+                out.append(t)
+                break
+    return out
+
+
+def _trace_job(args) -> dict:
+    from .dataset import continuous_records
+
+    scenario, seed, hours, quakes_per_hour, model_dir, group = args
+    rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), quakes_per_hour=quakes_per_hour))
+    out = trace_record(rec.to_record(), rec.sensor, model_dir)
+    out.update(group=group, scenario=scenario, duration_s=rec.duration_s, quakes=rec.quakes, activities=rec.activities)
+    return out
+
+
+def _real_trace_job(args) -> list[dict]:
+    from . import real
+
+    event, model_dir = args
+    out = []
+    for ex in real.openeew_examples(events=[event]):
+        r = trace_record(ex["record"], "adxl355", model_dir)
+        vis = ex["label"] == "earthquake_visible"
+        r.update(group="real", scenario="real", duration_s=ex["record"].duration_s, activities=[],
+                 quakes=[{"p_s": ex["p_offset_s"], "end_s": ex["p_offset_s"] + REAL_AFTER_P_S}] if vis else [])
+        out.append(r)
+    return out
+
+
+CAL_SEED = 5001  # calibration recordings: neither the data set's nor the evaluation's seeds
+
+
+def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float = 1.0, target_fph: float = 0.3,
+                       confirm_ns=(1, 2, 3, 4, 6, 8), max_runs=(0, 20, 40), on_qs=tuple(range(-64, 128, 8)) + (124, 126),
+                       hysteresis=(0, 48, 96, 256), real_events=(), workers: int = 2, progress=None) -> dict:
+    """Pick (on_q, off_q, confirm_n, max_runs) on calibration recordings through the node pipeline.
+
+    Maximises the fraction of quakes detected (synthetic, plus the visible records of the real
+    val events given in `real_events`, each set counting equally) subject to false detections per
+    hour over the activity scenarios <= target_fph; ties go to the shorter median delay after P,
+    then the higher on_q.
+    """
+    say = progress or (lambda stage, done, total: None)
+    model_dir = Path(model_dir).resolve()
+    jobs = [(sc, CAL_SEED + i, hours, 4.0, model_dir, "activity") for i, sc in enumerate(_scenarios())]
+    jobs += [(sc, CAL_SEED + 100 + i, quake_hours, 40.0, model_dir, "quakes") for i, sc in enumerate(("quiet", "home", "office", "street"))]
+    runs = []
+    total = len(jobs) + len(real_events)
+    say("calibration recordings", 0, total)
+    with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
+        futs = [ex.submit(_trace_job, j) for j in jobs] + [ex.submit(_real_trace_job, (e, model_dir)) for e in real_events]
+        for i, f in enumerate(futs):
+            r = f.result()
+            runs.extend(r if isinstance(r, list) else [r])
+            say("calibration recordings", i + 1, total)
+    act_hours = sum(r["duration_s"] for r in runs if r["group"] == "activity" and r["scenario"] != "quiet") / 3600
+    n_quakes = sum(len(r["quakes"]) for r in runs)
+    n_syn = sum(len(r["quakes"]) for r in runs if r["group"] != "real")
+    n_real = n_quakes - n_syn
+    best = None
+    table = []
+    grid = [(n, mr, q, h) for n in confirm_ns for mr in max_runs for q in on_qs for h in hysteresis if not (mr and mr < n)]
+    for n, mr, on_q, hyst in grid:
+        off_q = max(-128, on_q - hyst)
+        hits, hits_real, delays, false = 0, 0, [], 0
+        for r in runs:
+            dets = simulate(r["events"], on_q, off_q, n, r["min_pga_gal"], mr)
+            sc = score_continuous({"detections": {m: dets for m in METHODS}, "quakes": r["quakes"], "activities": r["activities"]})["model"]
+            h = sum(d is not None for d in sc["delays"])
+            if r["group"] == "real":
+                hits_real += h
+            else:
+                hits += h
+            delays += [d for d in sc["delays"] if d is not None]
+            if r["group"] == "activity" and r["scenario"] != "quiet":
+                false += len(sc["false"])
+        fph = false / act_hours if act_hours else 0.0
+        med = float(np.median(delays)) if delays else 99.0
+        frac = hits / max(1, n_syn) + (hits_real / n_real if n_real else 0.0)
+        row = {"on_q": on_q, "off_q": off_q, "confirm_n": n, "max_runs": mr, "detected": round(hits / max(1, n_syn), 4),
+               "detected_real": round(hits_real / n_real, 4) if n_real else None,
+               "false_per_hour": round(fph, 3), "median_delay_s": round(med, 2)}
+        table.append(row)
+        ok = fph <= target_fph
+        key = (ok, frac if ok else -fph, -med if ok else frac, on_q)
+        if best is None or key > best[0]:
+            best = (key, row)
+    return {"chosen": best[1], "target_false_per_hour": target_fph, "hours": round(sum(r["duration_s"] for r in runs) / 3600, 2),
+            "quakes": n_syn, "real_events": list(real_events), "real_quakes": n_real, "seed": CAL_SEED, "table": table}
+
+
+def _scenarios():
+    from .dataset import SCENARIOS
+
+    return tuple(SCENARIOS)
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+
+def score_continuous(run: dict) -> dict:
+    """Per method: hits and delays per quake, false detections with the activity under way."""
+    out = {}
+    for m in METHODS:
+        dets = sorted(run["detections"][m])
+        hits, false = [], []
+        used = set()
+        for q in run["quakes"]:
+            inside = [t for t in dets if q["p_s"] - BEFORE_P_S <= t <= q["end_s"]]
+            used.update(inside)
+            hits.append(inside[0] - q["p_s"] if inside else None)
+        for t in dets:
+            if t in used:
+                continue
+            acts = [a["kind"] for a in run["activities"] if a["t_s"] - 2.0 <= t <= a["t_s"] + a["dur_s"] + 5.0]
+            false.append({"t": t, "activity": acts[-1] if acts else "ambient"})
+        out[m] = {"delays": hits, "false": false}
+    return out
+
+
+def score_real(run: dict) -> dict:
+    out = {}
+    for m in METHODS:
+        dets = sorted(run["detections"][m])
+        inside = [t for t in dets if run["positive"] and run["p_s"] - BEFORE_P_S <= t <= run["p_s"] + REAL_AFTER_P_S]
+        false = [t for t in dets if t not in inside]
+        out[m] = {"delay": (inside[0] - run["p_s"]) if inside else None, "false": false}
+    return out
+
+
+def _rate(x: list) -> float | None:
+    return round(sum(v is not None for v in x) / len(x), 4) if x else None
+
+
+def _median(x: list) -> float | None:
+    v = [d for d in x if d is not None]
+    return round(float(np.median(v)), 2) if v else None
+
+
+# --- windows ------------------------------------------------------------------------------------
+
+
+def window_metrics(ds, model: bytes, on_q: int) -> dict:
+    from . import tflm
+
+    m = np.asarray(ds.split) == "test"
+    x, y, kind = np.asarray(ds.x)[m], np.asarray(ds.y)[m], np.asarray(ds.kind)[m]
+    q = tflm.run_tflm(model, x).astype(int)
+    thr = np.arange(-128, 129)
+    pos, neg = max(1, int((y == 1).sum())), max(1, int((y == 0).sum()))
+    tpr = np.array([((q >= t) & (y == 1)).sum() / pos for t in thr])
+    fpr = np.array([((q >= t) & (y == 0)).sum() / neg for t in thr])
+    prec = np.array([((q >= t) & (y == 1)).sum() / max(1, (q >= t).sum()) for t in thr])
+    order = np.argsort(fpr)
+    auc = float(np.trapezoid(tpr[order], fpr[order]))
+    ap = float(np.sum((tpr[:-1] - tpr[1:]) * prec[:-1]))
+    by_kind = {}
+    for k in sorted(set(kind.tolist())):
+        km = kind == k
+        by_kind[k] = {"n": int(km.sum()), "label": int(y[km][0]), "above_threshold": round(float((q[km] >= on_q).mean()), 4)}
+    # positives by time after P (how early the model is sure)
+    tap = np.asarray(ds.meta["t_after_p_s"])[m] if "t_after_p_s" in (ds.meta.dtype.names or ()) else None
+    by_tap = {}
+    if tap is not None:
+        for lo, hi in ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 30.0)):
+            km = (y == 1) & (tap >= lo) & (tap < hi)
+            if km.any():
+                by_tap["%g-%g s" % (lo, hi)] = {"n": int(km.sum()), "above_threshold": round(float((q[km] >= on_q).mean()), 4)}
+    return {"n": int(len(y)), "positives": int((y == 1).sum()), "roc_auc": round(auc, 4), "average_precision": round(ap, 4),
+            "tpr_at_threshold": round(float(((q >= on_q) & (y == 1)).sum() / pos), 4),
+            "fpr_at_threshold": round(float(((q >= on_q) & (y == 0)).sum() / neg), 4),
+            "curves": {"thr": thr.tolist(), "tpr": tpr.tolist(), "fpr": fpr.tolist(), "precision": prec.tolist()},
+            "by_kind": by_kind, "positives_by_time_after_p": by_tap}
+
+
+# --- the whole evaluation -----------------------------------------------------------------------
+
+
+def plan(hours: float, quake_hours: float) -> list[tuple]:
+    from .dataset import SCENARIOS
+
+    jobs = []
+    for i, sc in enumerate(SCENARIOS):
+        jobs.append((sc, EVAL_SEED + i, hours, 4.0, "activity"))
+    for i, sc in enumerate(("quiet", "home", "office", "street")):
+        jobs.append((sc, EVAL_SEED + 100 + i, quake_hours, 40.0, "quakes"))
+    return jobs
+
+
+def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, quake_hours: float | None = None,
+             workers: int = 2, real: bool = True, progress=None) -> dict:
+    """Run everything; write out_dir/report.md, figures and results.json; put metrics into model.json."""
+    from . import real as realmod
+
+    t0 = time.time()
+    say = progress or (lambda stage, done, total: None)
+    model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((model_dir / "model.json").read_text())
+    model = (model_dir / "model.tflite").read_bytes()
+    small = bool(getattr(ds, "config", {}).get("small", False)) if isinstance(getattr(ds, "config", None), dict) else False
+    hours = hours if hours is not None else (0.1 if small else 3.0)
+    quake_hours = quake_hours if quake_hours is not None else (0.1 if small else 3.0)
+
+    say("test windows", 0, 1)
+    win = window_metrics(ds, model, meta["decision"]["on_q"])
+    say("test windows", 1, 1)
+
+    jobs = [(sc, seed, h, qph, model_dir, group) for sc, seed, h, qph, group in plan(hours, quake_hours)]
+    real_jobs = []
+    if real:
+        try:
+            test_events = realmod.split_events(ds.config.get("seed", 0) if isinstance(ds.config, dict) else 0)["test"]
+            real_jobs = [(ev, model_dir) for ev in test_events]
+        except OSError:
+            real_jobs = []
+    runs: list[dict] = []
+    real_runs: list[dict] = []
+    total = len(jobs) + len(real_jobs)
+    done = 0
+    say("recordings through the node", 0, total)
+    with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
+        futs = [ex.submit(_continuous_job, j) for j in jobs] + [ex.submit(_real_job, j) for j in real_jobs]
+        for f in futs:
+            r = f.result()
+            if isinstance(r, list):
+                real_runs.extend(r)
+            else:
+                runs.append(r)
+            done += 1
+            say("recordings through the node", done, total)
+
+    res = summarise(win, runs, real_runs, meta)
+    res["seconds"] = round(time.time() - t0, 1)
+    res["settings"] = {"hours_per_scenario": hours, "quake_rich_hours": quake_hours, "eval_seed": EVAL_SEED,
+                       "data_fingerprint": getattr(ds, "fingerprint", None), "model_sha": _sha(model)}
+    (out_dir / "results.json").write_text(json.dumps(res, indent=1, default=_jsonable))
+    figures(res, out_dir)
+    (out_dir / "report.md").write_text(report(res, meta))
+    meta["metrics"] = res["summary"]
+    (model_dir / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return res
+
+
+def _sha(b: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(b).hexdigest()
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    raise TypeError(type(v))
+
+
+def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) -> dict:
+    quakes = []  # (mag, dist, {method: delay})
+    false_by_scenario: dict[str, dict] = {}
+    false_by_activity: dict[str, dict] = {}
+    hours_by_scenario: dict[str, float] = {}
+    triggers_per_hour: dict[str, float] = {}
+    for r in runs:
+        sc = score_continuous(r)
+        for i, q in enumerate(r["quakes"]):
+            quakes.append({"mag": q["mag"], "dist_km": q["dist_km"], "pga_gal": q["pga_gal"], "scenario": r["scenario"],
+                           **{m: sc[m]["delays"][i] for m in METHODS}})
+        if r["group"] != "activity":
+            continue
+        h = r["duration_s"] / 3600
+        hours_by_scenario[r["scenario"]] = hours_by_scenario.get(r["scenario"], 0.0) + h
+        triggers_per_hour[r["scenario"]] = round(r["triggers"] / h, 2)
+        for m in METHODS:
+            d = false_by_scenario.setdefault(r["scenario"], {mm: 0 for mm in METHODS})
+            d[m] += len(sc[m]["false"])
+            for f in sc[m]["false"]:
+                a = false_by_activity.setdefault(f["activity"], {mm: 0 for mm in METHODS})
+                a[m] += 1
+    fph = {s: {m: round(v[m] / hours_by_scenario[s], 3) for m in METHODS} for s, v in false_by_scenario.items()}
+    active = [s for s in fph if s not in ("quiet",)]
+    act_hours = sum(hours_by_scenario[s] for s in active)
+    fph_active = {m: round(sum(false_by_scenario[s][m] for s in active) / act_hours, 3) if act_hours else None for m in METHODS}
+    all_hours = sum(hours_by_scenario.values())
+    fph_all = {m: round(sum(v[m] for v in false_by_scenario.values()) / all_hours, 3) if all_hours else None for m in METHODS}
+
+    real_vis = [r for r in real_runs if r["visible"]]
+    real_pos = [r for r in real_runs if r["positive"]]
+    real_scores = [(r, score_real(r)) for r in real_runs]
+    real_hours = sum(r["duration_s"] for r in real_runs) / 3600
+    real_false = {m: sum(len(s[m]["false"]) for _, s in real_scores) for m in METHODS}
+    real_delays = {m: [s[m]["delay"] for r, s in real_scores if r["visible"]] for m in METHODS}
+
+    def det_rate(m, sel=lambda q: True):
+        v = [q[m] for q in quakes if sel(q)]
+        return _rate(v)
+
+    by_mag = {}
+    for lo, hi in zip(MAG_BINS[:-1], MAG_BINS[1:]):
+        sel = lambda q, lo=lo, hi=hi: lo <= q["mag"] < hi  # noqa: E731
+        n = sum(1 for q in quakes if sel(q))
+        if n:
+            by_mag["M%g-%g" % (lo, hi)] = {"n": n, **{m: det_rate(m, sel) for m in METHODS}}
+    by_dist = {}
+    for lo, hi in zip(DIST_BINS[:-1], DIST_BINS[1:]):
+        sel = lambda q, lo=lo, hi=hi: lo <= q["dist_km"] < hi  # noqa: E731
+        n = sum(1 for q in quakes if sel(q))
+        if n:
+            by_dist["%g-%g km" % (lo, hi)] = {"n": n, **{m: det_rate(m, sel) for m in METHODS}}
+
+    delays_all = {m: [q[m] for q in quakes] + real_delays[m] for m in METHODS}
+    summary = {
+        "synthetic_quakes": len(quakes),
+        "synthetic_detection_rate": {m: det_rate(m) for m in METHODS},
+        "real_visible_records": len(real_vis),
+        "real_visible_detection_rate": {m: _rate(real_delays[m]) for m in METHODS},
+        "real_weak_or_visible_detection_rate": {m: _rate([s[m]["delay"] for r, s in real_scores if r["positive"]]) for m in METHODS},
+        "detection_rate_all_visible": {m: _rate(delays_all[m]) for m in METHODS},
+        "median_delay_after_p_s": {m: _median(delays_all[m]) for m in METHODS},
+        "median_delay_after_p_s_synthetic": {m: _median([q[m] for q in quakes]) for m in METHODS},
+        "median_delay_after_p_s_real": {m: _median(real_delays[m]) for m in METHODS},
+        "false_per_hour_by_scenario": fph,
+        "false_per_hour_activity_scenarios": fph_active,
+        "false_per_hour_all_scenarios": fph_all,
+        "false_per_day_quiet_synthetic": {m: round(24 * fph["quiet"][m], 2) for m in METHODS} if "quiet" in fph else None,
+        "real_noise_hours": round(real_hours, 2),
+        "real_false_detections": real_false,
+        "false_per_day_real": {m: round(24 * real_false[m] / real_hours, 2) if real_hours else None for m in METHODS},
+        "window_roc_auc": win["roc_auc"],
+        "window_average_precision": win["average_precision"],
+        "window_tpr_at_threshold": win["tpr_at_threshold"],
+        "window_fpr_at_threshold": win["fpr_at_threshold"],
+        "budgets": {"model_bytes": meta["model_bytes"], "arena_measured_bytes": meta.get("arena_measured_bytes"),
+                    "arena_bytes": meta["arena_bytes"], "macs": meta["macs"]},
+    }
+    return {
+        "summary": summary,
+        "windows": win,
+        "quakes": quakes,
+        "by_magnitude": by_mag,
+        "by_distance": by_dist,
+        "false_by_scenario": false_by_scenario,
+        "false_by_activity": false_by_activity,
+        "hours_by_scenario": hours_by_scenario,
+        "triggers_per_hour": triggers_per_hour,
+        "real": [{k: r[k] for k in ("name", "event_id", "device", "label", "mag", "epi_km", "p_s", "duration_s")}
+                 | {m: s[m] for m in METHODS} for r, s in real_scores],
+    }
+
+
+# --- figures and report -------------------------------------------------------------------------
+
+
+def figures(res: dict, out_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"model": "C0", "rule": "C2", "openeew": "C3", "rsudp": "C1"}
+    names = []
+    c = res["windows"]["curves"]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.2))
+    ax[0].plot(c["fpr"], c["tpr"], color="C0")
+    ax[0].set_xscale("symlog", linthresh=1e-3)
+    ax[0].set(xlabel="false positive rate (test windows)", ylabel="true positive rate", title="ROC (AUC %.4f)" % res["windows"]["roc_auc"])
+    ax[0].plot([res["windows"]["fpr_at_threshold"]], [res["windows"]["tpr_at_threshold"]], "o", color="k", label="decision threshold")
+    ax[0].legend(loc="lower right")
+    ax[1].plot(c["tpr"], c["precision"], color="C0")
+    ax[1].set(xlabel="recall", ylabel="precision", title="precision-recall (AP %.4f)" % res["windows"]["average_precision"])
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "roc_pr.png", dpi=110)
+    plt.close(fig)
+    names.append("roc_pr.png")
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    for a, table, title in ((ax[0], res["by_magnitude"], "by magnitude"), (ax[1], res["by_distance"], "by hypocentral distance")):
+        keys = list(table)
+        xs = np.arange(len(keys))
+        w = 0.2
+        for j, m in enumerate(METHODS):
+            a.bar(xs + (j - 1.5) * w, [table[k][m] or 0 for k in keys], w, label=LABELS[m], color=colors[m])
+        a.set_xticks(xs, ["%s\n(n=%d)" % (k, table[k]["n"]) for k in keys])
+        a.set(ylim=(0, 1.05), ylabel="detected fraction", title="synthetic quakes " + title)
+        a.axhline(0.95, color="k", lw=0.8, ls="--")
+        a.grid(alpha=0.3, axis="y")
+    ax[0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "detection_by_mag_dist.png", dpi=110)
+    plt.close(fig)
+    names.append("detection_by_mag_dist.png")
+
+    fph = res["summary"]["false_per_hour_by_scenario"]
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    keys = list(fph)
+    xs = np.arange(len(keys))
+    for j, m in enumerate(METHODS):
+        ax.bar(xs + (j - 1.5) * 0.2, [max(fph[k][m], 1e-3) for k in keys], 0.2, label=LABELS[m], color=colors[m])
+    ax.set_yscale("log")
+    ax.set_xticks(xs, keys)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set(ylabel="false detections per hour (0 drawn at 1e-3)", title="false detections per hour by scenario (continuous synthetic recordings)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out_dir / "false_per_hour.png", dpi=110)
+    plt.close(fig)
+    names.append("false_per_hour.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for m in METHODS:
+        d = sorted(q[m] for q in res["quakes"] if q[m] is not None)
+        if d:
+            ax.plot(d, np.arange(1, len(d) + 1) / len(res["quakes"]), label=LABELS[m], color=colors[m])
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.set(xlabel="detection delay after P (s)", ylabel="fraction of quakes detected by then", xlim=(-2, 20),
+           title="delay after P (synthetic quakes)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "delay.png", dpi=110)
+    plt.close(fig)
+    names.append("delay.png")
+    return names
+
+
+def _fmt(v, pct=False):
+    if v is None:
+        return "-"
+    if pct:
+        return "%.1f%%" % (100 * v)
+    return ("%.3g" % v) if isinstance(v, float) else str(v)
+
+
+def report(res: dict, meta: dict) -> str:
+    s = res["summary"]
+    st = res["settings"]
+    L = []
+    L.append("# seismote detector: held-out evaluation\n")
+    L.append("Model `%s` (sha256 %s...), data set fingerprint `%s`, evaluated in %.0f s.\n" % (
+        meta["name"], st["model_sha"][:12], (st["data_fingerprint"] or "?")[:16], res["seconds"]))
+    L.append("## Budgets (measured)\n")
+    L.append("| model | TFLM arena (host, measured) | arena configured | MACs / inference | ops |")
+    L.append("| --- | --- | --- | --- | --- |")
+    L.append("| %d B | %s B | %d B | %d | %s |\n" % (meta["model_bytes"], meta.get("arena_measured_bytes"), meta["arena_bytes"], meta["macs"],
+                                                  ", ".join(sorted(set(meta["ops"])))))
+    d = meta["decision"]
+    L.append("Decision: %d consecutive scores >= %.3f (int8 %d), reset below %.3f (int8 %d), one inference every %d samples "
+             "(%.2f s) while the STA/LTA trigger is on, and PGA >= detector.min_pga_gal.\n" % (
+                 d["confirm_n"], d["threshold"], d["on_q"], d["threshold_off"], d["off_q"], d["stride_samples"], d["stride_s"]))
+    L.append("## Headline\n")
+    L.append("| | " + " | ".join(LABELS[m] for m in METHODS) + " |")
+    L.append("| --- |" + " --- |" * len(METHODS))
+    rows = [
+        ("synthetic quakes detected (n=%d, all clearly visible)" % s["synthetic_quakes"], s["synthetic_detection_rate"], True),
+        ("real OpenEEW test records, visible (n=%d)" % s["real_visible_records"], s["real_visible_detection_rate"], True),
+        ("all clearly visible quakes", s["detection_rate_all_visible"], True),
+        ("median delay after P (s), all detected", s["median_delay_after_p_s"], False),
+        ("false / hour, activity scenarios", s["false_per_hour_activity_scenarios"], False),
+        ("false / day, quiet site (synthetic)", s["false_per_day_quiet_synthetic"] or {}, False),
+        ("false / day, real OpenEEW noise (%.1f h)" % s["real_noise_hours"], s["false_per_day_real"], False),
+    ]
+    for name, vals, pct in rows:
+        L.append("| %s | %s |" % (name, " | ".join(_fmt(vals.get(m), pct) for m in METHODS)))
+    L.append("")
+    L.append("## Test windows\n")
+    w = res["windows"]
+    L.append("%d test windows (%d earthquake). ROC AUC %.4f, average precision %.4f; at the decision threshold "
+             "TPR %.3f, FPR %.4f (one window; the node needs %d in a row).\n" % (
+                 w["n"], w["positives"], w["roc_auc"], w["average_precision"], w["tpr_at_threshold"], w["fpr_at_threshold"], d["confirm_n"]))
+    L.append("![ROC and PR](roc_pr.png)\n")
+    L.append("| kind | n | label | fraction >= threshold |")
+    L.append("| --- | --- | --- | --- |")
+    for k, v in w["by_kind"].items():
+        L.append("| %s | %d | %d | %.3f |" % (k, v["n"], v["label"], v["above_threshold"]))
+    if w["positives_by_time_after_p"]:
+        L.append("\nEarthquake windows by how long after P they end:\n")
+        L.append("| window end after P | n | fraction >= threshold |")
+        L.append("| --- | --- | --- |")
+        for k, v in w["positives_by_time_after_p"].items():
+            L.append("| %s | %d | %.3f |" % (k, v["n"], v["above_threshold"]))
+    L.append("\n## Detection rate by magnitude and distance (synthetic quakes in continuous recordings)\n")
+    L.append("![detection](detection_by_mag_dist.png)\n")
+    for title, table in (("magnitude", res["by_magnitude"]), ("distance", res["by_distance"])):
+        L.append("| %s | n | %s |" % (title, " | ".join(LABELS[m] for m in METHODS)))
+        L.append("| --- | --- |" + " --- |" * len(METHODS))
+        for k, v in table.items():
+            L.append("| %s | %d | %s |" % (k, v["n"], " | ".join(_fmt(v[m], True) for m in METHODS)))
+        L.append("")
+    L.append("## False detections per hour by noise type\n")
+    L.append("Continuous synthetic recordings, %g h per scenario (STA/LTA triggers of the node per hour in brackets).\n" % st["hours_per_scenario"])
+    L.append("![false per hour](false_per_hour.png)\n")
+    L.append("| scenario | %s | node triggers / h |" % " | ".join(LABELS[m] for m in METHODS))
+    L.append("| --- |" + " --- |" * len(METHODS) + " --- |")
+    for k, v in s["false_per_hour_by_scenario"].items():
+        L.append("| %s | %s | %s |" % (k, " | ".join(_fmt(v[m]) for m in METHODS), _fmt(res["triggers_per_hour"].get(k))))
+    L.append("\nFalse detections by the activity under way (counts):\n")
+    L.append("| activity | %s |" % " | ".join(LABELS[m] for m in METHODS))
+    L.append("| --- |" + " --- |" * len(METHODS))
+    for k, v in sorted(res["false_by_activity"].items()):
+        L.append("| %s | %s |" % (k, " | ".join(str(v[m]) for m in METHODS)))
+    L.append("\n## Delay after P\n")
+    L.append("![delay](delay.png)\n")
+    L.append("| | %s |" % " | ".join(LABELS[m] for m in METHODS))
+    L.append("| --- |" + " --- |" * len(METHODS))
+    for name, key in (("synthetic", "median_delay_after_p_s_synthetic"), ("real OpenEEW visible", "median_delay_after_p_s_real"),
+                      ("all", "median_delay_after_p_s")):
+        L.append("| median, %s (s) | %s |" % (name, " | ".join(_fmt(s[key][m]) for m in METHODS)))
+    L.append("\n## Real OpenEEW test records\n")
+    L.append("Detection delay after P (s) per record; `-` = not detected; false = detections outside [P-2 s, P+90 s].\n")
+    L.append("| record | label | M | km | %s |" % " | ".join(LABELS[m] for m in METHODS))
+    L.append("| --- | --- | --- | --- |" + " --- |" * len(METHODS))
+    for r in res["real"]:
+        L.append("| %s | %s | %.1f | %.0f | %s |" % (r["name"], r["label"].split("(")[0], r["mag"], r["epi_km"],
+                                                      " | ".join("%s (false %d)" % (_fmt(r[m]["delay"]), len(r[m]["false"])) for m in METHODS)))
+    L.append("\n## Method\n")
+    L.append(__doc__.split("What is measured")[1].strip().replace("\n   ", "\n"))
+    L.append("\nData: OpenEEW records (OpenEEW / Grillo, CC BY-SA 4.0) and synthetic recordings (model_export/synth_*.py).\n")
+    return "\n".join(L) + "\n"

@@ -1,0 +1,314 @@
+"""Export the trained network as the node's artifact: full-int8 TFLite + model.json + golden vectors.
+
+    meta = export(ds, train_dir, out_dir)     # out_dir/model.tflite, model.json, golden.npz, golden.bin
+
+- Full integer quantization with TFLiteConverter: int8 weights and activations, int8 input and
+  output, TFLITE_BUILTINS_INT8 only; calibration (representative data set) on windows of the
+  train split. The input tensor must come out as scale 1/127, zero point 0: the node writes its
+  detector_input window into it unchanged (a window pinned at -128/127 and +1 in the calibration
+  set fixes that range). The output is LOGISTIC's fixed int8 scale 1/256, zero point -128.
+- The graph is checked against model.ALLOWED_OPS; MACs are counted from the graph and the TFLM
+  arena is measured (tflm.py); the configured arena adds a margin for the board.
+- Decision rule: first from the val split's TFLM scores (window level: `on` is the lowest score
+  that at most `fpr` of the val non-earthquake windows reach, `off` is `hysteresis` below it); then,
+  with `cal_hours` > 0, replaced by the rule chosen on calibration recordings through the whole
+  node pipeline (evaluate.calibrate_decision: continuous synthetic recordings of every scenario
+  with their own seeds; the most quakes detected at <= `target_fph` false detections per hour).
+- Golden vectors: test windows of both classes and two edge cases with their TFLM int8 outputs,
+  in golden.npz (host) and golden.bin (read on the board by detector.selftest), cross-checked
+  bit for bit against LiteRT.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..firmware import detector as fwdetector
+from ..firmware.config import PIPELINE_RATE_HZ
+from ..firmware.detector_input import CHANNELS, WINDOW
+from . import tflm
+from .model import ALLOWED_OPS, INPUT_SCALE, ModelSpec, build_model, to_input
+
+GOLDEN_MAGIC = b"SMGV"
+ARENA_MARGIN = 1024  # bytes above the measured host need (rounded up to 256)
+SCHEMA = 1
+
+
+class ExportError(RuntimeError):
+    """The converted model breaks a contract of the node (ops, input quantization, budgets)."""
+
+
+def representative_windows(ds, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """Up to `n` train windows, half of each class where possible, in a fixed order."""
+    rng = np.random.default_rng(seed)
+    split = np.asarray(ds.split)
+    y = np.asarray(ds.y)
+    picks = []
+    for cls in (0, 1):
+        idx = np.flatnonzero((split == "train") & (y == cls))
+        picks.append(rng.choice(idx, size=min(len(idx), n // 2), replace=False))
+    idx = np.sort(np.concatenate(picks))
+    return np.asarray(ds.x)[idx]
+
+
+def convert(model, rep: np.ndarray) -> bytes:
+    """Keras model (batch 1) -> full-int8 TFLite flatbuffer."""
+    import tensorflow as tf
+
+    pinned = np.zeros((1, WINDOW, CHANNELS), dtype=np.float32)
+    pinned[0, 0, 0] = -128 * INPUT_SCALE
+    pinned[0, 1, 0] = 127 * INPUT_SCALE
+
+    def gen():
+        yield [pinned]
+        for w in rep:
+            yield [to_input(w[None])]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = gen
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def check_graph(model: bytes) -> dict:
+    """The contracts the node relies on; raises ExportError naming the broken one."""
+    ops = tflm.graph_ops(model)
+    bad = sorted(set(ops) - ALLOWED_OPS)
+    if bad:
+        raise ExportError("the graph uses operators outside the TFLM ESP32 allow-list: %s" % ", ".join(bad))
+    io = tflm.io_quantization(model)
+    i, o = io["input"], io["output"]
+    if i["dtype"] != "int8" or i["zero_point"] != 0 or abs(i["scale"] * 127 - 1) > 1e-6:
+        raise ExportError("input tensor is %s scale %r zero point %r; the node feeds int8 scale 1/127 zero point 0" % (i["dtype"], i["scale"], i["zero_point"]))
+    if int(np.prod(i["shape"])) != WINDOW * CHANNELS:
+        raise ExportError("input shape %s is not %d x %d" % (i["shape"], WINDOW, CHANNELS))
+    if o["dtype"] != "int8" or o["zero_point"] != fwdetector.SCORE_ZERO or abs(o["scale"] * 256 - 1) > 1e-6:
+        raise ExportError("output tensor is %s scale %r zero point %r; expected int8 1/256, -128" % (o["dtype"], o["scale"], o["zero_point"]))
+    return {"ops": ops, "io": io}
+
+
+def calibrate(scores_neg: np.ndarray, fpr: float = 0.01, hysteresis: float = 0.2, confirm_n: int = 2, stride: int = 5) -> dict:
+    """Decision rule from the val split's int8 scores of non-earthquake windows."""
+    s = np.sort(np.asarray(scores_neg, dtype=int))
+    # lowest q with P(score >= q) <= fpr
+    on_q = 127
+    for q in range(-128, 128):
+        if np.mean(s >= q) <= fpr:
+            on_q = q
+            break
+    off_q = max(-128, on_q - int(round(hysteresis * 256)))
+    return decision(on_q, off_q, confirm_n, stride)
+
+
+def decision(on_q: int, off_q: int, confirm_n: int, stride: int, max_runs: int = 0) -> dict:
+    return {
+        "on_q": int(on_q),
+        "off_q": int(off_q),
+        "threshold": fwdetector.score_float(on_q),
+        "threshold_off": fwdetector.score_float(off_q),
+        "confirm_n": int(confirm_n),
+        "stride_samples": int(stride),
+        "stride_s": stride / PIPELINE_RATE_HZ,
+        "max_runs": int(max_runs),
+        "max_s": max_runs * stride / PIPELINE_RATE_HZ if max_runs else None,
+        "rule": "confirm after confirm_n consecutive scores >= on_q (inferences every stride_samples while the "
+                "STA/LTA trigger is on, at most max_runs per event, 0 = no limit); a score < off_q resets the count; "
+                "plus PGA >= detector.min_pga_gal",
+    }
+
+
+def golden_vectors(ds, model: bytes, n_per_class: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Test windows spanning the score range of each class, plus all-zero and full-scale windows."""
+    split, y = np.asarray(ds.split), np.asarray(ds.y)
+    x_all = np.asarray(ds.x)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for cls in (1, 0):
+        idx = np.flatnonzero((split == "test") & (y == cls))
+        if not len(idx):
+            continue
+        cand = rng.choice(idx, size=min(len(idx), 200), replace=False)
+        q = tflm.run_tflm(model, x_all[cand])
+        order = cand[np.argsort(q, kind="stable")]
+        picks.extend(order[np.linspace(0, len(order) - 1, n_per_class).round().astype(int)])
+    x = [x_all[i] for i in picks]
+    edge = np.zeros((WINDOW, CHANNELS), dtype=np.int8)
+    x.append(edge)
+    full = np.zeros((WINDOW, CHANNELS), dtype=np.int8)
+    full[::2] = 127
+    full[1::2] = -127
+    x.append(full)
+    xg = np.stack(x).astype(np.int8)
+    return xg, tflm.run_tflm(model, xg)
+
+
+def write_golden(out_dir: Path, x: np.ndarray, yq: np.ndarray) -> None:
+    np.savez(out_dir / "golden.npz", x=x, y_q=yq)
+    with open(out_dir / "golden.bin", "wb") as f:
+        # magic, n, window, channels; then per vector: window*channels int8 inputs, 1 int8 output
+        f.write(GOLDEN_MAGIC + struct.pack("<HHH", len(x), WINDOW, CHANNELS))
+        for xi, yi in zip(x, yq):
+            f.write(xi.astype(np.int8).tobytes() + struct.pack("<b", int(yi)))
+
+
+def read_golden_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data = Path(path).read_bytes()
+    if data[:4] != GOLDEN_MAGIC:
+        raise ValueError("%s is not a golden-vector file" % path)
+    n, w, c = struct.unpack_from("<HHH", data, 4)
+    rec = w * c + 1
+    body = np.frombuffer(data, dtype=np.int8, offset=10, count=n * rec).reshape(n, rec)
+    return body[:, :-1].reshape(n, w, c).copy(), body[:, -1].copy()
+
+
+def _val_scores(ds, model: bytes) -> tuple[np.ndarray, np.ndarray]:
+    split, y = np.asarray(ds.split), np.asarray(ds.y)
+    m = split == "val"
+    return tflm.run_tflm(model, np.asarray(ds.x)[m]), y[m]
+
+
+def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: float = 0.2, confirm_n: int = 2,
+           stride: int = 5, probe: bool = True, cal_hours: float = 0.0, target_fph: float = 0.3, workers: int = 2,
+           progress=None) -> dict:
+    """Convert train_dir/model.keras; write the artifact into out_dir; return model.json's content."""
+    import keras
+
+    from .train import configure_tensorflow
+
+    say = progress or (lambda msg: None)
+    train_dir, out_dir = Path(train_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = json.loads((train_dir / "train.json").read_text())
+    configure_tensorflow(summary["config"]["seed"], summary["config"].get("threads", 2))
+    spec = ModelSpec.from_dict(summary["config"]["spec"])
+    trained = keras.models.load_model(train_dir / "model.keras")
+    model1 = build_model(spec, batch=1)
+    model1.set_weights(trained.get_weights())
+    say("converting to full int8")
+    blob = convert(model1, representative_windows(ds, seed=summary["config"]["seed"]))
+    graph = check_graph(blob)
+    (out_dir / "model.tflite").write_bytes(blob)
+    say("calibrating the decision rule on the val split")
+    qv, yv = _val_scores(ds, blob)
+    dec = calibrate(qv[yv == 0], fpr, hysteresis, confirm_n, stride)
+    say("golden vectors")
+    xg, yg = golden_vectors(ds, blob)
+    write_golden(out_dir, xg, yg)
+    check = tflm.cross_check(blob, xg, yg)
+    if not (check["tflm_vs_litert_identical"] and check.get("tflm_vs_golden_identical", True)):
+        raise ExportError("TFLM and LiteRT disagree on the golden vectors: %s" % check)
+    mac = tflm.count_macs(blob)
+    arena = None
+    if probe:
+        say("measuring the TFLM arena")
+        arena = tflm.probe_arena(blob)
+    need = arena["arena_bytes"] if arena else 16 * 1024 - ARENA_MARGIN
+    io = graph["io"]
+    meta = {
+        "schema": SCHEMA,
+        "name": "seismote-detector",
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "model_bytes": len(blob),
+        "input": {
+            "rate_hz": PIPELINE_RATE_HZ,
+            "window": WINDOW,
+            "window_s": WINDOW / PIPELINE_RATE_HZ,
+            "channels": CHANNELS,
+            "layout": "time-major, x/y/z interleaved, oldest first (Pipeline.window)",
+            "conditioning": "conditioner.y (DC/gravity removed, 50 Hz), scaled by detector_input.quantize (window peak -> 127)",
+            "dtype": "int8",
+            "scale": io["input"]["scale"],
+            "zero_point": io["input"]["zero_point"],
+            "shape": io["input"]["shape"],
+        },
+        "output": {"dtype": "int8", "scale": io["output"]["scale"], "zero_point": io["output"]["zero_point"],
+                   "meaning": "earthquake score = (q - zero_point) * scale"},
+        "decision": dec,
+        "arena_bytes": int(-(-(need + ARENA_MARGIN) // 256) * 256),
+        "arena_measured_bytes": arena["arena_bytes"] if arena else None,
+        "arena_recorded": arena["recorded"] if arena else None,
+        "macs": mac["macs"],
+        "adds": mac["adds"],
+        "ops": graph["ops"],
+        "architecture": spec.to_dict(),
+        "params": summary.get("params"),
+        "training": {
+            "data_fingerprint": getattr(ds, "fingerprint", summary.get("data_fingerprint")),
+            "config": summary["config"],
+            "best_epoch": summary["best_epoch"],
+            "epochs_run": summary["epochs_run"],
+            "seconds": summary["seconds"],
+            "n_train": summary["n_train"],
+            "n_val": summary["n_val"],
+            "calibration": {"split": "val", "fpr_target": fpr, "val_negative_windows": int(np.sum(yv == 0)),
+                            "val_fpr_at_on": float(np.mean(qv[yv == 0] >= dec["on_q"])) if np.any(yv == 0) else None,
+                            "val_tpr_at_on": float(np.mean(qv[yv == 1] >= dec["on_q"])) if np.any(yv == 1) else None},
+        },
+        "golden": {"files": ["golden.npz", "golden.bin"], "n": int(len(xg)), "cross_check": check},
+        "metrics": {},
+        "attribution": "Trained in part on OpenEEW data (OpenEEW / Grillo, CC BY-SA 4.0); see ATTRIBUTION.md",
+        "versions": _versions(),
+    }
+    (out_dir / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_attribution(out_dir)
+    if cal_hours > 0:
+        from .evaluate import calibrate_decision
+
+        say("calibrating the decision rule through the node pipeline")
+        from . import real
+
+        try:
+            val_events = real.split_events(ds.config.get("seed", 0) if isinstance(getattr(ds, "config", None), dict) else 0)["val"]
+        except OSError:
+            val_events = []
+        cal = calibrate_decision(out_dir, hours=cal_hours, quake_hours=cal_hours, target_fph=target_fph, real_events=val_events,
+                                 workers=workers)
+        c = cal["chosen"]
+        meta["decision"] = decision(c["on_q"], c["off_q"], c["confirm_n"], stride, c["max_runs"])
+        meta["training"]["calibration"]["records"] = {k: v for k, v in cal.items() if k != "table"}
+        meta["training"]["calibration"]["records"]["val_fpr_at_on"] = float(np.mean(qv[yv == 0] >= c["on_q"])) if np.any(yv == 0) else None
+        (out_dir / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for d in ("tensorflow-cpu", "tensorflow", "keras", "tflite-micro", "ai-edge-litert", "numpy"):
+        try:
+            out[d] = md.version(d)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+ATTRIBUTION = """# Attribution
+
+The detector model in this folder (`model.tflite`, its weights, and the golden vectors
+`golden.npz` / `golden.bin`) was trained and calibrated in part on accelerometer records from
+**OpenEEW** (https://github.com/openeew, data published by **Grillo** and the OpenEEW project),
+licensed under the Creative Commons Attribution-ShareAlike 4.0 International licence
+(CC BY-SA 4.0, https://creativecommons.org/licenses/by-sa/4.0/).
+
+Attribution: "OpenEEW / Grillo, CC BY-SA 4.0". Changes: the records were resampled to the node's
+sensor rate, converted to sensor counts, conditioned by the node's firmware and cut into 4-s
+windows scaled to int8 (see `model_export/`); the model was trained on those windows together
+with synthetic data. Golden input vectors may contain such windows.
+
+To the extent that the model and the golden vectors are adaptations of that data, they are shared
+under the same licence, CC BY-SA 4.0. The code that produced them is under the project's licence.
+`model.json` records the training data fingerprint and the configuration that produced them.
+"""
+
+
+def write_attribution(out_dir: Path) -> None:
+    (Path(out_dir) / "ATTRIBUTION.md").write_text(ATTRIBUTION)
