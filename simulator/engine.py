@@ -260,6 +260,20 @@ def _table(v, where: str) -> dict:
     return v
 
 
+def _table_list(v, where: str, name: str, keys: tuple, required: tuple):
+    """Yield (index, field path, table) for a TOML array of tables [[name]], checking its keys."""
+    if not isinstance(v, list):
+        raise ScenarioError("%s: expected a list of tables [[%s]]" % (where, name))
+    for i, o in enumerate(v):
+        w = "%s[%d]" % (where, i)
+        t = _table(o, w)
+        _known(t, keys, w)
+        for need in required:
+            if need not in t:
+                raise ScenarioError("%s.%s: missing" % (w, need))
+        yield i, w, t
+
+
 def _known(doc: dict, known, where: str, sep: str = ".") -> None:
     for key in doc:
         if key not in known:
@@ -320,16 +334,9 @@ def _value(v, meta: dict, where: str, base: Path | None):
             _number(t.get("loss_p", d.loss_p), where + ".loss_p", "float", 0.0, 1.0, False),
         )
     if kind == "outages":
-        if not isinstance(v, list):
-            raise ScenarioError("%s: expected a list of tables [[telemetry.outages]]" % where)
         outs: list = []
-        for i, o in enumerate(v):
-            w = "%s[%d]" % (where, i)
-            t = _table(o, w)
-            _known(t, ("start_s", "end_s", "fraction", "link", "mode"), w)
-            for need in ("start_s", "end_s"):
-                if need not in t:
-                    raise ScenarioError("%s.%s: missing" % (w, need))
+        for i, w, t in _table_list(v, where, "telemetry.outages", ("start_s", "end_s", "fraction", "link", "mode"),
+                                   ("start_s", "end_s")):
             s = _number(t["start_s"], w + ".start_s", "float", None, None, False)
             e = _number(t["end_s"], w + ".end_s", "float", None, None, False)
             if e <= s:
@@ -344,16 +351,8 @@ def _value(v, meta: dict, where: str, base: Path | None):
             outs.append(nodes.Outage(s, e, frac, None if link == "all" else link, mode))
         return tuple(outs)
     if kind == "points":
-        if not isinstance(v, list):
-            raise ScenarioError("%s: expected a list of tables [[targets.points]]" % where)
         pts: list = []
-        for i, o in enumerate(v):
-            w = "%s[%d]" % (where, i)
-            t = _table(o, w)
-            _known(t, ("name", "lat", "lon", "vs30", "population"), w)
-            for need in ("lat", "lon"):
-                if need not in t:
-                    raise ScenarioError("%s.%s: missing" % (w, need))
+        for i, w, t in _table_list(v, where, "targets.points", ("name", "lat", "lon", "vs30", "population"), ("lat", "lon")):
             name = t.get("name", "point %d" % (i + 1))
             if not isinstance(name, str):
                 raise ScenarioError("%s.name: expected a string" % w)

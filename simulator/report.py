@@ -133,6 +133,17 @@ def _msize(n: int) -> float:
     return float(np.clip(15000.0 / max(n, 1), 0.5, 30.0))
 
 
+def _finish_map(fig, ax, res, q, blind_zones, extent, title, path):
+    """The parts every scenario map shares: epicentre, blind zones, named points, axes, title, legend."""
+    _epicentre(ax, q)
+    _blind_zones(ax, q, *blind_zones)
+    _points(ax, res)
+    _map_axes(ax, extent[0], extent[1], q)
+    ax.set_title(_title(res, title))
+    _legend(ax)
+    return _save(fig, path)
+
+
 def _legend(ax, ncol: int = 2):
     """Below the map, so it never hides data; markers at a readable size whatever the map's."""
     leg = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=ncol, fontsize=8, frameon=False)
@@ -172,13 +183,8 @@ def scenario_figures(res, out_dir, layout=None, prefix: str = "") -> dict:
         for label, mask, c in groups:
             ax.scatter(nlon[mask], nlat[mask], s=s, c=c, lw=0, rasterized=True, zorder=3,
                        label="%s (%d)" % (label, int(mask.sum())))
-        _epicentre(ax, q)
-        _blind_zones(ax, q, sim_bz, or_bz)
-        _points(ax, res)
-        _map_axes(ax, nlat, nlon, q)
-        ax.set_title(_title(res, "Node layout and blind zone"))
-        _legend(ax)
-        paths["network"] = _save(fig, out / (prefix + "network.png"))
+        paths["network"] = _finish_map(fig, ax, res, q, (sim_bz, or_bz), (nlat, nlon), "Node layout and blind zone",
+                                       out / (prefix + "network.png"))
 
     t = res.targets
     need = res.target_mmi >= thr
@@ -201,13 +207,8 @@ def scenario_figures(res, out_dir, layout=None, prefix: str = "") -> dict:
                         lw=0, rasterized=True, zorder=4, label="warned in time (%d)" % int(ok.sum()))
         cb = fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.02)
         cb.set_label("warning time before the S wave (s)")
-    _epicentre(ax, q)
-    _blind_zones(ax, q, sim_bz, or_bz)
-    _points(ax, res)
-    _map_axes(ax, t.lat, t.lon, q)
-    ax.set_title(_title(res, "Warning time per site (MMI >= %g)" % thr))
-    _legend(ax)
-    paths["warning_map"] = _save(fig, out / (prefix + "warning_map.png"))
+    paths["warning_map"] = _finish_map(fig, ax, res, q, (sim_bz, or_bz), (t.lat, t.lon),
+                                       "Warning time per site (MMI >= %g)" % thr, out / (prefix + "warning_map.png"))
 
     # alert footprint
     fig, ax = plt.subplots(figsize=(8, 8.2), dpi=110)
@@ -216,13 +217,8 @@ def scenario_figures(res, out_dir, layout=None, prefix: str = "") -> dict:
     for label, mask in cats:
         ax.scatter(t.lon[mask], t.lat[mask], s=max(s, 2), c=_COLORS[label], lw=0, rasterized=True, zorder=3,
                    label="%s (%d)" % (label, int(mask.sum())))
-    _epicentre(ax, q)
-    _blind_zones(ax, q, sim_bz, or_bz)
-    _points(ax, res)
-    _map_axes(ax, t.lat, t.lon, q)
-    ax.set_title(_title(res, "Alert footprint: alerted vs. shaking MMI >= %g" % thr))
-    _legend(ax)
-    paths["footprint"] = _save(fig, out / (prefix + "footprint.png"))
+    paths["footprint"] = _finish_map(fig, ax, res, q, (sim_bz, or_bz), (t.lat, t.lon),
+                                     "Alert footprint: alerted vs. shaking MMI >= %g" % thr, out / (prefix + "footprint.png"))
 
     # warning-time histogram vs. the oracle
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
