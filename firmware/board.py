@@ -24,8 +24,9 @@ class _Watchdog:
 
 
 class HostBoard:
-    def __init__(self, bus, cs=None, address=None, data_dir="/tmp/seismote", name="host", unix_time=None):
+    def __init__(self, bus, cs=None, address=None, data_dir="/tmp/seismote", name="host", unix_time=None, detector_backend=None):
         self.name = name
+        self._backend = detector_backend
         self._bus = bus
         self._cs = cs
         self._address = address
@@ -75,3 +76,7 @@ class HostBoard:
 
     def led(self, on):
         pass
+
+    def detector_backend(self):
+        """A module with the microlite API (the host's: model_export.tflm.microlite), or None."""
+        return self._backend

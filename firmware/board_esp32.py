@@ -125,6 +125,15 @@ class Esp32Board:
         self._led.value(1 if on else 0)
 
 
+    def detector_backend(self):  # -> the microlite module, or None
+        """TFLite Micro, where the firmware image was built with it (hardware/firmware-image.md)."""
+        try:
+            import microlite  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        return microlite
+
+
 def from_profile_file(path: str = PROFILE_PATH) -> Esp32Board:
     """The board described by the profile uploaded to the node (/board.json by default)."""
     with open(path) as f:

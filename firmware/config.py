@@ -107,7 +107,7 @@ def _sensor(src):
     if not isinstance(src, dict):
         raise ConfigError("sensor", "expected an object")
     for key in src:
-        if key not in ("type", "range_g", "odr_hz"):
+        if key not in ("type", "range_g", "odr_hz", "vertical"):
             raise ConfigError("sensor." + key, "unknown field")
     kind = src.get("type", "adxl355")
     if kind not in SENSOR_ODRS:
@@ -120,7 +120,11 @@ def _sensor(src):
         raise ConfigError("sensor.odr_hz", "%r is not a %s rate %s" % (odr, kind, SENSOR_ODRS[kind]))
     if odr % PIPELINE_RATE_HZ:
         raise ConfigError("sensor.odr_hz", "%r Hz is not a multiple of the %d Hz pipeline rate" % (odr, PIPELINE_RATE_HZ))
-    return {"type": kind, "range_g": rng, "odr_hz": odr}
+    # The sensor axis that points up as mounted: the pipeline puts it first (the detector's channel 0).
+    vert = src.get("vertical", "z")
+    if vert not in ("x", "y", "z"):
+        raise ConfigError("sensor.vertical", "%r is not one of x, y, z" % (vert,))
+    return {"type": kind, "range_g": rng, "odr_hz": odr, "vertical": vert}
 
 
 def validate(doc):

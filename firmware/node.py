@@ -1,6 +1,7 @@
 """The node's main loop: boot, sample, detect, log, report, and keep going when hardware fails.
 
-    boot: validate config -> open event log (recovers a torn record) -> watchdog -> sensor
+    boot: validate config -> open event log (recovers a torn record) -> watchdog -> detector
+          (the model where the firmware has TFLite Micro, else the rule) -> sensor
     step: feed watchdog -> poll sensor FIFO -> drain samples through the pipeline
           -> log detections and events -> heartbeat when due -> flush telemetry
 A sensor that is missing, answers wrongly or stops delivering samples is re-initialised with
@@ -46,8 +47,33 @@ class Node:
         self.hb_samples = 0
         self.last_detection = None
         self.overflows_logged = 0
-        self._status("boot", {"reset_cause": b.reset_cause(), "board": b.name, "recovered_bytes": self.log.recovered_bytes})
+        self.detector = self._load_detector()
+        self._status("boot", {"reset_cause": b.reset_cause(), "board": b.name, "recovered_bytes": self.log.recovered_bytes,
+                              "detector": "model" if self.detector is not None else "rule"})
         self.start_sensor()
+
+    def _load_detector(self):
+        """The int8 model in TFLite Micro if the firmware has it and the model loads, else None (the rule).
+
+        The model's settings come from model.json beside the .tflite (uploaded together). A model
+        that fails to load is logged and the node runs on with the rule: a detection by the rule
+        is worth more than no node.
+        """
+        backend = self.board.detector_backend()
+        if backend is None:
+            return None
+        path = self.cfg["detector"]["model"]
+        try:
+            import json
+
+            from . import detector
+
+            with open(path.rsplit(".", 1)[0] + ".json") as f:
+                meta = json.load(f)
+            return detector.load(backend, meta, path)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            self._status("detector_unavailable", {"model": path, "error": str(e)})
+            return None
 
     def _status(self, what, info):
         info["kind"] = what
@@ -65,7 +91,7 @@ class Node:
             self._fault(e)
             return False
         if self.pipe is None:
-            self.pipe = pipeline.Pipeline(self.cfg, sensor.counts_per_g, sensor.odr_hz)
+            self.pipe = pipeline.Pipeline(self.cfg, sensor.counts_per_g, sensor.odr_hz, self.detector)
         else:
             self.pipe.reset()  # the signal history is no longer continuous
         if self.sensor is not None or self.stats["faults"]:

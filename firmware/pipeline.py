@@ -1,7 +1,9 @@
 """The node's detection pipeline, one sensor sample at a time: conditioner -> STA/LTA -> event.
 
 The SAME class runs on the board, in `seismote replay`, in the virtual node and in the tests.
-`push(x, y, z)` takes raw sensor counts and returns a status code; it allocates nothing.
+`push(x, y, z)` takes raw sensor counts and returns a status code; it allocates nothing. The axis
+the configuration names as vertical (`sensor.vertical`) is swapped into the first channel, so the
+conditioned samples and the detector window are always [vertical, horizontal, horizontal].
 
 Until the on-node model lands, a trigger is confirmed as a detection by the rule: for
 `detector.confirm_s` after the onset the trigger stays on, the shaking is sustained: at least half
@@ -48,6 +50,7 @@ class Pipeline:
         d = cfg["detector"]
         fs = PIPELINE_RATE_HZ
         self.rate = fs
+        self.vaxis = "xyz".index(cfg["sensor"]["vertical"])  # swapped into x: the vertical goes first
         self.sensor_rate = sensor_rate_hz
         self.counts_per_g = counts_per_g
         per_gal = counts_per_g / G_GAL
@@ -96,6 +99,11 @@ class Pipeline:
             self.detector.reset()
 
     def push(self, x, y, z):
+        v = self.vaxis
+        if v == 2:
+            x, z = z, x
+        elif v == 1:
+            x, y = y, x
         if not self.cond.push(x, y, z):
             return NONE
         a = self.cond.y

@@ -14,7 +14,8 @@ The library under `seismote flash` and `seismote config push` (the CLI only pars
 What goes where on the node: the package as .mpy under /lib/seismote/firmware/ (MicroPython has
 /lib on its path; main.py imports seismote.firmware.*), /main.py as source (MicroPython runs
 only a .py main), /board.json (the profile), /config.json, the model at the config's
-detector.model path (/model.tflite) when firmware/model/model.tflite exists, and last
+detector.model path (/model.tflite, with its model.json beside it) when firmware/model/model.tflite
+exists, and last
 /lib/seismote/.manifest.json naming the build. Every file is written to a temporary name,
 checked by sha256 on the node and then renamed, so an interrupted upload leaves each file either
 old or new, and the next upload finishes the job.
@@ -598,7 +599,7 @@ class UploadReport:
 
 
 def upload(t: Transport, build: Build, profile: dict | None = None, cfg: dict | None = None,
-           model: bytes | None = None, progress=None, remove_stale: bool = True,
+           model: bytes | None = None, progress=None, remove_stale: bool = True, model_json: bytes | None = None,
            keep_watchdog_fed: bool = True) -> UploadReport:
     """Copy to the node every file whose sha256 differs from the node's copy.
 
@@ -623,6 +624,8 @@ def upload(t: Transport, build: Build, profile: dict | None = None, cfg: dict | 
     if model is not None:
         path = cfg["detector"]["model"] if cfg is not None else "/model.tflite"
         wanted.append((path, model))
+        if model_json is not None:  # the node's detector reads its settings from beside the model
+            wanted.append((path.rsplit(".", 1)[0] + ".json", model_json))
     wanted += [(f.node_path, f.local.read_bytes()) for f in build.files if f.node_path == "/main.py"]
     outside = [p for p, _ in wanted if not p.startswith(NODE_PACKAGE + "/")]
     on_node = t.hashes(outside + [p + ".part" for p in outside], roots=[NODE_PACKAGE])
@@ -787,6 +790,7 @@ def deploy(port: str | None, board: str, firmware=None, config=None, *, dry_run:
         data, name = read_image(firmware)
         info = check_image(data, profile["mcu"], profile["flash_mb"], name)
     model = MODEL_FILE.read_bytes() if MODEL_FILE.is_file() else None
+    model_json = MODEL_FILE.with_suffix(".json").read_bytes() if model is not None else None
     tmp = None
     if build_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="seismote-mpy-")
@@ -823,7 +827,7 @@ def deploy(port: str | None, board: str, firmware=None, config=None, *, dry_run:
             if cfg is None:
                 cfg = _existing_or_default_config(t, profile, before)
                 report.config = cfg
-            report.upload = upload(t, build, profile, cfg, model, progress=progress)
+            report.upload = upload(t, build, profile, cfg, model, progress=progress, model_json=model_json)
             since = t.node_status()["log"]["next_seq"]
             report.status = verify_boot(t, since, boot_wait)
         return report

@@ -84,6 +84,12 @@ class NodeModel:
         return int(self.cfg["sensor"]["range_g"] * self.counts_per_g)
 
     def to_counts(self, gal: np.ndarray) -> np.ndarray:
+        """Counts on the node's (x, y, z) axes from data with the vertical first, mounted as the config
+        says: the vertical on `sensor.vertical` (swapped with x; the pipeline swaps it back)."""
+        v = "xyz".index(self.cfg["sensor"]["vertical"])
+        if v:
+            gal = gal.copy()
+            gal[:, [0, v]] = gal[:, [v, 0]]
         counts = np.rint(gal * (self.counts_per_g / G_GAL))
         return np.clip(counts, -self.full_scale, self.full_scale).astype(np.int64)
 

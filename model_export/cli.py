@@ -94,7 +94,7 @@ def _group():
             def hook(epoch, total, logs):
                 bar.update(task, completed=epoch, info="val_loss %.4f  val_auc %.4f" % (logs["val_loss"], logs["val_auc"]))
 
-            res = train(ds, cfg, out_dir, progress=hook)
+            res = train(ds, cfg, out_dir, progress=hook, cache_dir=data_dir)
             bar.update(task, completed=cfg.epochs)
         click.echo(json.dumps({k: res[k] for k in ("best_epoch", "best_val_loss", "epochs_run", "seconds", "macs", "params")}))
 

@@ -20,7 +20,9 @@ Examples (`kind`, label y):
   REAL_BACKGROUND_P, real OpenEEW noise from events of the same split. Amplitude scaling (x0.5-2) and
   time shifts (P at 12-18 s, window ends drawn per stratum) augment them. Per record: 3 windows whose
   end lies 0.1-1, 1-2 and 2-3 s after P, 1 ending 3-20 s after P (S and coda) and, where S comes
-  within 20 s of P, 1 ending 0.1-3 s after S (where the node triggers on distant events). A window
+  within 20 s of P, 1 ending 0.1-3 s after S (where the node triggers on distant events), and
+  TRIGGER_WINDOWS ending 0.1-2.5 s after an STA/LTA onset in [P - 0.5 s, P + 20 s] (the windows the
+  node scores first: its detector runs from its trigger on, at P or at S or later). A window
   is only kept as positive if the quake is visible in it: peak |quake| in the window after P >=
   SNR_MIN x the background's rms over the record (DC removed as the node does, quantisation noise
   included); the node would not trigger on the others, and they look like noise (`meta["snr"]`).
@@ -32,7 +34,8 @@ Examples (`kind`, label y):
   ending 0.1-4 s after an event onset, 1 ending 0.1-3 s after an STA/LTA trigger (what the node
   would run its detector on), and random ones to make about 4.
 - "real:quake" (1): OpenEEW visible/weak records, windows ending 0.1-3 s (P refined by a pick) or
-  3-20 s (any) after P, with the same visibility rule (peak after P >= SNR_MIN x pre-event rms).
+  3-20 s (any) after P, and after an STA/LTA onset in [P - 0.5 s, P + 60 s] as for the synthetic
+  ones, with the same visibility rule (peak after P >= SNR_MIN x pre-event rms).
 - "real:pre-p" (0): their windows ending before P (>= 3 s before a refined P, 5 s otherwise).
 - "real:buried" (0): "earthquake_not_visible(below noise)" records: hard negatives, any window.
 - "real:noise" (0): "pre_event_noise(P after file end)" records.
@@ -79,16 +82,18 @@ from . import real as realmod
 from .synth_noise import NOISE_KINDS, SENSOR_NOISE_UG, ambient, sensor_noise, synth_noise_events
 from .synth_quake import G_GAL, ba08_pga_g, synth_quake
 
-CODE_VERSION = "data-1"
+CODE_VERSION = "data-2"
 RATE = float(PIPELINE_RATE_HZ)
 WINDOW = detector_input.WINDOW
 CHANNELS = detector_input.CHANNELS
 SPLIT_P = (("train", 0.8), ("val", 0.1), ("test", 0.1))
-SNR_MIN = 4.0
+SNR_MIN = 6.0  # positives: peak after P >= 6x the background rms (Gaussian noise alone reaches ~4x in a window)
 REAL_BACKGROUND_P = 0.3
-REAL_PASSES = 2
+REAL_PASSES = 4
 WARMUP = 150  # samples after the record start before a window may end (DC removal settles)
 EARLY_STRATA = ((0.1, 1.0), (1.0, 2.0), (2.0, 3.0))
+TRIGGER_WINDOWS = 2  # positive windows after the node's trigger, per quake record
+TRIGGER_AFTER_S = (0.1, 2.5)
 LATE_RANGE = (3.0, 20.0)
 _K1 = 7  # firmware/conditioner.py _K1, _K2
 _K2 = 3
@@ -203,7 +208,7 @@ def _hp(x):
     return lfilter([1.0, -1.0], [1.0, -a], x - x[:1], axis=0)
 
 
-def trigger_points(band, rate=RATE, sta_s=1.0, lta_s=8.0, on=2.5, warm_s=4.0):
+def trigger_points(band, rate=RATE, sta_s=1.0, lta_s=20.0, on=2.5, warm_s=4.0):
     """Approximate STA/LTA onsets (sample indices) on the trigger-band signal (n, 3).
 
     Float recursive averages of cf = |b_x| + |b_y| + |b_z| (the node's characteristic function);
@@ -495,13 +500,27 @@ def _quake_record(cfg, i):
     return counts, info
 
 
-def _quake_windows(cfg, rows, y, info):
+def _after_triggers(rng, trig, p, n_pick=TRIGGER_WINDOWS, lo_s=-0.5, hi_s=LATE_RANGE[1]):
+    """Offsets after P (s) of windows ending TRIGGER_AFTER_S after STA/LTA onsets in [P + lo_s, P + hi_s].
+
+    These are the windows the node scores first: its detector runs from its trigger on, which comes at
+    P for near events and with the S wave or later for distant ones.
+    """
+    near = [t for t in trig if p + lo_s * RATE <= t <= p + hi_s * RATE]
+    out = []
+    for j in rng.permutation(len(near))[:1]:
+        out += [(near[j] - p) / RATE + rng.uniform(*TRIGGER_AFTER_S) for _ in range(n_pick)]
+    return out
+
+
+def _quake_windows(cfg, rows, y, band, info):
     rng, p, n = info["rng"], info["p"], len(y)
     ends, ts, snrs = [], [], []
     offsets = [rng.uniform(lo, hi) for lo, hi in EARLY_STRATA + (LATE_RANGE,)]
     sp = (info["s"] - p) / RATE  # and one window 0.1-3 s after S, where distant events trigger
     if sp + 0.1 <= LATE_RANGE[1]:
         offsets.append(min(LATE_RANGE[1], sp + rng.uniform(0.1, 3.0)))
+    offsets += [o for o in _after_triggers(rng, trigger_points(band), p) if o >= 0.1]
     for off in offsets:
         e = p + int(round(off * RATE))
         if e >= n or e - WINDOW + 1 < WARMUP or e in ends:
@@ -613,7 +632,7 @@ def _synthetic_job(args):
     for (c, info), y, b in zip(recs, ys, bands):
         y, b = y[:len(c)], b[:len(c)]
         if which == "quake":
-            _quake_windows(cfg, rows, y, info)
+            _quake_windows(cfg, rows, y, b, info)
         else:
             _noise_windows(cfg, rows, y, b, info)
     return _pack(rows)
@@ -652,8 +671,10 @@ def _real_windows(cfg, rows, y, band, r, rng, sensor):
         sigma = float(np.sqrt(np.mean(pre.astype(float) ** 2))) if len(pre) > 50 else math.inf
         ends, ts, snrs = [], [], []
         strata = (EARLY_STRATA if r["refined"] else ()) + (LATE_RANGE, LATE_RANGE, (3.0, 8.0))
-        for lo, hi in strata:
-            e = p + int(round(rng.uniform(lo, hi) * RATE))
+        offsets = [rng.uniform(lo, hi) for lo, hi in strata]
+        offsets += [o for o in _after_triggers(rng, trig, p, hi_s=60.0) if o >= (0.1 if r["refined"] else 2.0)]
+        for off in offsets:
+            e = p + int(round(off * RATE))
             if e >= n or e - WINDOW + 1 < WARMUP or e in ends:
                 continue
             seg = y[max(p, e - WINDOW + 1):e + 1]
@@ -774,7 +795,8 @@ class ContinuousRecord:
     """A long synthetic recording with known quakes.
 
     acc_gal (n, 3) [Z, N, E] includes the sensor's self-noise; quakes: dicts with p_s, s_s, end_s
-    (seconds from the first sample), mag, dist_km, depth_km, pga_gal; activities: dicts with kind,
+    (seconds from the first sample), mag, dist_km, depth_km, pga_gal, snr (peak of the quake over the
+    rms of the 30 s before its P: what "clearly visible" is judged by); activities: dicts with kind,
     t_s, dur_s. A detection outside every [p_s - 2, end_s] is a false detection.
     """
 
@@ -834,8 +856,8 @@ def continuous_records(seed=0, hours=1.0, scenarios=tuple(SCENARIOS), sensor="ad
                 acc[i0:i0 + m] += (x * taper[:, None])[:m]
                 activities.append(dict(kind=kind, t_s=t0 + (onsets[0] if onsets else 0.0), dur_s=d))
         # the quiet background level (robust rms: activity bursts excluded) plus the self-noise
-        bg_rms = float(np.sqrt(np.median(_hp(acc[: min(n, int(600 * rate))]) ** 2) / 0.455)) \
-            + G_GAL * 1e-6 * max(SENSOR_NOISE_UG[sensor]) * math.sqrt(rate / 2)
+        self_noise = G_GAL * 1e-6 * max(SENSOR_NOISE_UG[sensor]) * math.sqrt(rate / 2)
+        bg_rms = float(np.sqrt(np.median(_hp(acc[: min(n, int(600 * rate))]) ** 2) / 0.455)) + self_noise
         quakes = []
         t = 60.0 + float(rng.exponential(3600.0 / quakes_per_hour)) if quakes_per_hour > 0 else dur
         while t < dur - 60.0:
@@ -854,12 +876,17 @@ def continuous_records(seed=0, hours=1.0, scenarios=tuple(SCENARIOS), sensor="ad
             q, qm = synth_quake(mag, dist, depth, rate=rate, duration_s=qd, p_at_s=5.0, rng=rng)
             i0 = int(round((t - 5.0) * rate))
             m = min(len(q), n - i0)
+            # measured visibility: the quake's peak (DC removed as the node does) over the rms of
+            # everything else in the 30 s before P (activity under way included, self-noise added)
+            ip = i0 + int(round(5.0 * rate))
+            pre = _hp(acc[max(0, ip - int(30 * rate)):ip])
+            snr = float(np.abs(_hp(q[:m])).max()) / math.sqrt(float(np.mean(pre ** 2)) + self_noise ** 2)
             acc[i0:i0 + m] += q[:m]
             env = np.abs(q).max(axis=1)
             loud = np.flatnonzero(env > 3 * bg_rms)
             end = (loud[-1] / rate if len(loud) else qm["s_s"]) + t - 5.0
             quakes.append(dict(p_s=t, s_s=t - 5.0 + qm["s_s"], end_s=float(max(end, t + 10.0)), mag=mag,
-                               dist_km=dist, depth_km=depth, pga_gal=qm["pga_gal"]))
+                               dist_km=dist, depth_km=depth, pga_gal=qm["pga_gal"], snr=round(snr, 2)))
             t = max(quakes[-1]["end_s"] + 90.0, t + float(rng.exponential(3600.0 / quakes_per_hour)))
         acc += sensor_noise(sensor, n, rate, rng)
         yield ContinuousRecord("synthetic-%s-%d" % (name, seed), name, sensor, float(rate), acc, quakes, activities)

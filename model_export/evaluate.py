@@ -7,7 +7,9 @@ What is measured (all on data the model never saw in training):
    the decision threshold per kind of window.
 2. Continuous synthetic recordings (dataset.continuous_records, seeds disjoint from the data set's):
    one per scenario (quiet site, home, office, street, industrial, tower, carried phone), with
-   labelled quakes (all clearly visible: BA08 PGA >= 20 x the background rms), plus quake-rich
+   labelled quakes (drawn so that the BA08 median PGA is >= 8x the quiet background rms; "clearly
+   visible" = measured SNR >= VISIBLE_SNR: the quake's peak over the rms of everything in the 30 s
+   before P, activity under way included; the rates are given for those and for all), plus quake-rich
    recordings for the detection rate by magnitude and distance. Each goes through
    - "model": the node pipeline (seismote replay's path: resampled to the sensor rate, counts,
      firmware Pipeline.push) with the exported model in the TFLM kernels (firmware/detector.py);
@@ -44,6 +46,7 @@ LABELS = {"model": "node + model", "rule": "node, rule only", "openeew": "OpenEE
 EVAL_SEED = 7001  # continuous recordings: seeds far from the data set's
 BEFORE_P_S = 2.0
 REAL_AFTER_P_S = 90.0
+VISIBLE_SNR = 8.0  # "clearly visible": peak >= 8x the noise rms before P (the OpenEEW records.csv label's rule)
 MAG_BINS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 DIST_BINS = (0.0, 10.0, 30.0, 100.0, 300.0)
 
@@ -504,7 +507,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         sc = score_continuous(r)
         for i, q in enumerate(r["quakes"]):
             quakes.append({"mag": q["mag"], "dist_km": q["dist_km"], "pga_gal": q["pga_gal"], "scenario": r["scenario"],
-                           **{m: sc[m]["delays"][i] for m in METHODS}})
+                           "snr": q.get("snr", math.inf), **{m: sc[m]["delays"][i] for m in METHODS}})
         if r["group"] != "activity":
             continue
         h = r["duration_s"] / 3600
@@ -530,6 +533,9 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
     real_false = {m: sum(len(s[m]["false"]) for _, s in real_scores) for m in METHODS}
     real_delays = {m: [s[m]["delay"] for r, s in real_scores if r["visible"]] for m in METHODS}
 
+    everything = quakes
+    quakes = [q for q in everything if q["snr"] >= VISIBLE_SNR]  # the rates and delays below: clearly visible ones
+
     def det_rate(m, sel=lambda q: True):
         v = [q[m] for q in quakes if sel(q)]
         return _rate(v)
@@ -551,6 +557,8 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
     summary = {
         "synthetic_quakes": len(quakes),
         "synthetic_detection_rate": {m: det_rate(m) for m in METHODS},
+        "synthetic_quakes_any_snr": len(everything),
+        "synthetic_detection_rate_any_snr": {m: _rate([q[m] for q in everything]) for m in METHODS},
         "real_visible_records": len(real_vis),
         "real_visible_detection_rate": {m: _rate(real_delays[m]) for m in METHODS},
         "real_weak_or_visible_detection_rate": {m: _rate([s[m]["delay"] for r, s in real_scores if r["positive"]]) for m in METHODS},
@@ -576,6 +584,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "summary": summary,
         "windows": win,
         "quakes": quakes,
+        "quakes_any_snr": everything,
         "by_magnitude": by_mag,
         "by_distance": by_dist,
         "false_by_scenario": false_by_scenario,
@@ -693,7 +702,8 @@ def report(res: dict, meta: dict) -> str:
     L.append("| | " + " | ".join(LABELS[m] for m in METHODS) + " |")
     L.append("| --- |" + " --- |" * len(METHODS))
     rows = [
-        ("synthetic quakes detected (n=%d, all clearly visible)" % s["synthetic_quakes"], s["synthetic_detection_rate"], True),
+        ("synthetic quakes, clearly visible (SNR >= %g, n=%d)" % (VISIBLE_SNR, s["synthetic_quakes"]), s["synthetic_detection_rate"], True),
+        ("synthetic quakes, any SNR (n=%d)" % s["synthetic_quakes_any_snr"], s["synthetic_detection_rate_any_snr"], True),
         ("real OpenEEW test records, visible (n=%d)" % s["real_visible_records"], s["real_visible_detection_rate"], True),
         ("all clearly visible quakes", s["detection_rate_all_visible"], True),
         ("median delay after P (s), all detected", s["median_delay_after_p_s"], False),
@@ -720,7 +730,7 @@ def report(res: dict, meta: dict) -> str:
         L.append("| --- | --- | --- |")
         for k, v in w["positives_by_time_after_p"].items():
             L.append("| %s | %d | %.3f |" % (k, v["n"], v["above_threshold"]))
-    L.append("\n## Detection rate by magnitude and distance (synthetic quakes in continuous recordings)\n")
+    L.append("\n## Detection rate by magnitude and distance (clearly visible synthetic quakes in continuous recordings)\n")
     L.append("![detection](detection_by_mag_dist.png)\n")
     for title, table in (("magnitude", res["by_magnitude"]), ("distance", res["by_distance"])):
         L.append("| %s | n | %s |" % (title, " | ".join(LABELS[m] for m in METHODS)))

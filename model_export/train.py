@@ -10,10 +10,12 @@ machine budget), and the augmentation of each epoch comes from a NumPy generator
 Training data: the "train" split, plus node-realistic negatives (`trigger_windows`): continuous
 synthetic recordings of every scenario (dataset.continuous_records: homes, offices, streets, ...;
 seeds of their own, disjoint from calibration and evaluation) replayed through the node pipeline,
-keeping the windows the node would feed its model while its STA/LTA trigger is on, away from any
-quake. Those are exactly the inputs a deployed model must reject (a passing truck seen 0.1-10 s
-after the trigger, a door, a knock), which windows cut around event onsets cover only in part. The
-same is done with other seeds for the val split. Early stopping on the val loss (best weights kept).
+keeping the windows the node would feed its model while its STA/LTA trigger is on. Away from any
+quake they are exactly the inputs a deployed model must reject (a passing truck seen 0.1-10 s
+after the trigger, a door, a knock), which windows cut around event onsets cover only in part;
+after a trigger a quake set off (quakes are inserted, 2.5 <= M <= 7.5, visible at 4x the background)
+they are what it must confirm, aligned as the node aligns them. The same is done with other seeds
+for the val split. Early stopping on the val loss (best weights kept).
 Classes are weighted to balance (n / (2 n_class)). Augmentation, exact on int8 windows
 (detector_input.quantize is symmetric): the sign of all three axes flipped together (ground
 motion has no preferred polarity), the two horizontal axes swapped and each one's sign flipped
@@ -56,6 +58,7 @@ class TrainConfig:
     node_keep: int = 5  # keep every 5th inference window (every 0.5 s at the 0.1 s stride)
     node_seed: int = 3001  # continuous recordings for training; val uses node_seed + 1000
     node_max_runs: int = 60  # windows from the first 6 s of each trigger (the node stops earlier)
+    node_quakes_per_hour: float = 20.0  # quakes inserted into those recordings (their trigger windows are positives)
     real_weight: float = 1.0  # weight of the real (OpenEEW) windows against the synthetic ones
     lowpass_p: float = 0.3  # fraction of windows band-limited as by a 31.25 Hz sensor, per epoch
     spec: ModelSpec = dataclasses.field(default_factory=ModelSpec)
@@ -122,6 +125,7 @@ class _Collector:
         self.pipe = None
         self.windows: list[bytes] = []
         self.times: list[int] = []
+        self.onsets: list[int] = []
         self._k = 0
 
     def reset(self):
@@ -131,6 +135,7 @@ class _Collector:
         if self._k % self.keep == 0:
             self.windows.append(bytes(self.buf))
             self.times.append(self.pipe.n)
+            self.onsets.append(self.pipe.onset_n)
         self._k += 1
         return -128
 
@@ -138,15 +143,16 @@ class _Collector:
         return False
 
 
-def _trigger_job(args) -> tuple[np.ndarray, list[str]]:
+def _trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from ..firmware import config as fwconfig
     from ..firmware import pipeline as fwpipeline
     from ..firmware.config import PIPELINE_RATE_HZ
     from ..host_tools.replay import NodeModel
     from .dataset import continuous_records
 
-    scenario, seed, hours, keep, max_runs = args
-    rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,)))
+    scenario, seed, hours, keep, max_runs, sensor, quakes_per_hour = args
+    rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), sensor=sensor,
+                                  quakes_per_hour=quakes_per_hour, mag_range=NODE_QUAKE_MAGS, min_snr=NODE_QUAKE_SNR))
     node = NodeModel(fwconfig.validate({"node_id": "mine", "sensor": {"type": rec.sensor}}))
     r = rec.to_record().resampled(node.sensor_rate)
     col = _Collector(keep, max_runs=max_runs)
@@ -157,27 +163,60 @@ def _trigger_job(args) -> tuple[np.ndarray, list[str]]:
         for x, y, z in node.to_counts(seg.data).tolist():
             pipe.push(x, y, z)
     t = np.array(col.times, dtype=float) / PIPELINE_RATE_HZ
-    ok = np.ones(len(t), dtype=bool)
-    for q in rec.quakes:  # anything that may hold quake signal: from before P to the window's length after the end
-        ok &= ~((t >= q["p_s"] - 2.0) & (t <= q["end_s"] + 5.0))
+    onset = np.array(col.onsets, dtype=float) / PIPELINE_RATE_HZ
+    label = np.zeros(len(t), dtype=np.int8)  # 0 noise, 1 quake, -1 unclear (dropped)
+    for q in rec.quakes:
+        # anything that may hold quake signal: from before P to the window's length after the end
+        label[(t >= q["p_s"] - 2.0) & (t <= q["end_s"] + 5.0)] = -1
+        # a trigger the quake set off (P - 0.5 s or later, inside its shaking): what the node must confirm
+        label[(onset >= q["p_s"] - 0.5) & (onset <= q["end_s"]) & (t >= q["p_s"] + 0.1) & (t <= q["end_s"])] = 1
     x = np.frombuffer(b"".join(col.windows), dtype=np.int8).reshape(-1, 200, 3) if col.windows else np.zeros((0, 200, 3), np.int8)
-    return x[ok], ["node:%s" % scenario] * int(ok.sum())
+    ok = label >= 0
+    return x[ok], label[ok].astype(np.float32), ["node:%s" % scenario if v == 0 else "node:quake" for v in label[ok]]
 
 
-def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Windows the node scores while triggered, outside quakes, from every scenario (label 0)."""
+NODE_SENSORS = ("adxl355", "mpu6050", "adxl345")
+NODE_QUAKE_MAGS = (2.5, 7.5)
+NODE_QUAKE_SNR = 4.0
+
+
+def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, quakes_per_hour: float = 20.0,
+                    workers: int = 2, cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows the node scores while triggered, from every scenario: (x, y, kind).
+
+    Continuous recordings (dataset.continuous_records, sensors in turn) with quakes inserted go
+    through the node's own pipeline; the windows its detector would see are kept: label 0 outside
+    the quakes ("node:<scenario>"), 1 after a trigger the quake set off ("node:quake"), none around
+    quakes otherwise. Cached in `cache_dir` by the arguments and the source that shapes them.
+    """
+    import hashlib
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from .dataset import SCENARIOS
+    from . import dataset, synth_noise, synth_quake
 
-    jobs = [(sc, seed + i, hours, keep, max_runs) for i, sc in enumerate(SCENARIOS)]
-    xs, kinds = [], []
+    jobs = [(sc, seed + i, hours, keep, max_runs, NODE_SENSORS[i % len(NODE_SENSORS)], quakes_per_hour)
+            for i, sc in enumerate(dataset.SCENARIOS)]
+    path = None
+    if cache_dir is not None:
+        src = b"".join(Path(m.__file__).read_bytes() for m in (dataset, synth_noise, synth_quake))
+        key = hashlib.sha256(json.dumps(jobs).encode() + src + Path(__file__).read_bytes()).hexdigest()[:16]
+        path = Path(cache_dir) / ("node-windows-%s.npz" % key)
+        if path.is_file():
+            with np.load(path) as z:
+                return z["x"], z["y"], z["kind"]
+    xs, ys, kinds = [], [], []
     with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
-        for x, k in ex.map(_trigger_job, jobs):
+        for x, y, k in ex.map(_trigger_job, jobs):
             xs.append(x)
+            ys.append(y)
             kinds += k
-    return np.concatenate(xs) if xs else np.zeros((0, 200, 3), np.int8), np.array(kinds)
+    out = (np.concatenate(xs) if xs else np.zeros((0, 200, 3), np.int8), np.concatenate(ys) if ys else np.zeros(0, np.float32),
+           np.array(kinds))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, x=out[0], y=out[1], kind=out[2])
+    return out
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:
@@ -215,7 +254,8 @@ def lowpass(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(y * (127.0 / peak)), -127, 127).astype(np.int8)
 
 
-def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dict], None] | None = None) -> dict:
+def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dict], None] | None = None,
+          cache_dir: Path | None = None) -> dict:
     """Train on ds's train split; write out_dir/model.keras and out_dir/train.json; return the summary.
 
     `progress(epoch, epochs, logs)` is called after every epoch (for a progress bar).
@@ -231,11 +271,13 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
         raise ValueError("the data set has no val split")
     node_info = {}
     if cfg.node_hours > 0:
-        xn, kn = trigger_windows(cfg.node_seed, cfg.node_hours, cfg.node_keep, cfg.node_max_runs)
-        xv, kv = trigger_windows(cfg.node_seed + 1000, cfg.node_hours / 4, cfg.node_keep, cfg.node_max_runs)
-        xtr, ytr = np.concatenate([xtr, xn]), np.concatenate([ytr, np.zeros(len(xn), np.float32)])
+        xn, yn, kn = trigger_windows(cfg.node_seed, cfg.node_hours, cfg.node_keep, cfg.node_max_runs, cfg.node_quakes_per_hour,
+                                     cache_dir=cache_dir)
+        xv, yv, kv = trigger_windows(cfg.node_seed + 1000, cfg.node_hours / 4, cfg.node_keep, cfg.node_max_runs,
+                                     cfg.node_quakes_per_hour, cache_dir=cache_dir)
+        xtr, ytr = np.concatenate([xtr, xn]), np.concatenate([ytr, yn])
         ktr = np.concatenate([ktr, kn.astype(str)])
-        xva, yva = np.concatenate([xva, xv]), np.concatenate([yva, np.zeros(len(xv), np.float32)])
+        xva, yva = np.concatenate([xva, xv]), np.concatenate([yva, yv])
         node_info = {"train": {str(k): int(c) for k, c in zip(*np.unique(kn, return_counts=True))},
                      "val": {str(k): int(c) for k, c in zip(*np.unique(kv, return_counts=True))}}
     weights = class_weights(ytr)

@@ -440,6 +440,39 @@ def test_replay_runs_the_model_only_when_asked():
     assert scored and all(0.0 <= e["score"] <= 1.0 for e in scored), scored
 
 
+@needs_artifact
+def test_node_boots_with_the_model_where_the_firmware_has_tflm(tmp_path):
+    import shutil
+
+    from seismote.firmware import eventlog
+    from seismote.firmware.board import HostBoard
+    from seismote.firmware.chipmodels.adxl355 import ADXL355Model
+    from seismote.firmware.node import Node
+    from seismote.model_export.tflm import microlite
+
+    def boot(model_path, backend):
+        chip = ADXL355Model()
+        board = HostBoard(chip.spi, chip.cs, data_dir=str(tmp_path / ("data%d" % len(list(tmp_path.iterdir())))), detector_backend=backend)
+        node = Node(board, {"node_id": "t1", "detector": {"model": str(model_path)}})
+        node.boot()
+        return node, [r.json() for r in node.log.records() if r.type == eventlog.T_STATUS]
+
+    node, st = boot(ARTIFACT / "model.tflite", microlite)
+    assert st[-1]["kind"] == "boot" and st[-1]["detector"] == "model"
+    assert node.pipe.detector is node.detector and node.detector.confirm_n >= 1
+    # no TFLite Micro in the firmware: the rule, quietly
+    node, st = boot(ARTIFACT / "model.tflite", None)
+    assert st[-1]["detector"] == "rule" and node.pipe.detector is None
+    # a model whose settings are unreadable: logged, and the node runs on with the rule
+    bad = tmp_path / "m"
+    bad.mkdir()
+    shutil.copy(ARTIFACT / "model.tflite", bad / "model.tflite")
+    (bad / "model.json").write_text("{truncated")
+    node, st = boot(bad / "model.tflite", microlite)
+    assert [s["kind"] for s in st] == ["detector_unavailable", "boot"] and "model.tflite" in st[0]["model"]
+    assert st[1]["detector"] == "rule" and node.pipe.detector is None
+
+
 def test_replay_with_a_missing_model_folder_is_a_user_error(tmp_path):
     from seismote.host_tools.cli import DEMO_RECORD, cli
 

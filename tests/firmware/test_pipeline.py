@@ -144,6 +144,26 @@ def test_window_returns_latest_samples_in_order():
     raises(ValueError, p.window, out, 10000)
 
 
+def test_configured_vertical_axis_comes_first_in_the_window():
+    # The same motion mounted three ways: the vertical on x, y or z. The detector window is the same.
+    wins = []
+    for axis in ("x", "y", "z"):
+        p = pipeline.Pipeline(config.validate({"node_id": "n", "sensor": {"vertical": axis}}), 256000, 50)
+        for i in range(400):
+            v, h = (i * 37) % 501 - 250, (i * 11) % 97 - 48  # vertical, one horizontal
+            if axis == "x":
+                p.push(v, h, 0)
+            elif axis == "y":
+                p.push(h, v, 0)
+            else:
+                p.push(0, h, v)
+        out = array("i", [0] * 30)
+        p.window(out, 10)
+        wins.append(list(out))
+    assert wins[0] == wins[1] == wins[2]
+    assert wins[0][0::3] != wins[0][1::3] and any(wins[0][0::3])  # and it is the vertical that comes first
+
+
 def test_invalid_sensor_rate_rejected():
     raises(ValueError, pipeline.Pipeline, config.default(), 256000, 75)
 
@@ -155,6 +175,7 @@ def test_config_errors_name_the_field():
         ({"node_id": "n", "sensor": {"type": "lis3dh"}}, "sensor.type"),
         ({"node_id": "n", "sensor": {"type": "adxl355", "odr_hz": 100}}, "sensor.odr_hz"),
         ({"node_id": "n", "sensor": {"type": "mpu6050", "range_g": 3}}, "sensor.range_g"),
+        ({"node_id": "n", "sensor": {"vertical": "up"}}, "sensor.vertical"),
         ({"node_id": "bad id!"}, "node_id"),
         ({}, "node_id"),
         ({"node_id": "n", "telemetry": {"port": 0}}, "telemetry.port"),
