@@ -10,8 +10,13 @@ tflite-micro package's TFLM kernels. This file never imports either: the caller 
 
     det = Detector(model_bytes, arena_bytes, microlite, on_q, off_q, confirm_n)
     quantize(src, n, det.buf)            # fill the int8 window (detector_input)
-    q = det.infer()                      # int8 score, -128..127 (score = (q + 128) / 256)
+    q = det.infer()                      # int8 output, -128..127: the quantized logit
     if det.update(q): ...                # True once: confirmed
+    det.score(q)                         # as a probability, 0..1 (float: off the per-sample path)
+
+The model's output is the LOGIT, int8 (logit = (q - out_zero) * out_scale, model.json "output"),
+not the sigmoid: int8 LOGISTIC has a fixed scale of 1/256, so every score above 0.996 is the same
+q = 127, and the thresholds a node needs to keep false detections rare sit right there.
 
 Decision rule (hysteresis), all in int8 score units so the node never touches a float:
 `confirm_n` consecutive scores >= `on_q` confirm; a score below `off_q` resets the count; a
@@ -33,18 +38,23 @@ from array import array
 from .compat import const
 from .detector_input import CHANNELS, WINDOW
 
-SCORE_ZERO = const(-128)  # int8 output of LOGISTIC: score = (q - SCORE_ZERO) / 256
+Q_MIN = const(-128)
 
 
-def score_q(score):
-    """A score in 0..1 as the int8 output value it compares with (host and config side)."""
-    q = int(score * 256 + 0.5) + SCORE_ZERO
-    return 127 if q > 127 else (-128 if q < -128 else q)
+def score_float(q, scale, zero):
+    """The int8 logit as a probability in 0..1 (off the per-sample path: floats allocate on the board)."""
+    import math
+
+    z = (q - zero) * scale
+    return 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
 
 
-def score_float(q):
-    """The int8 output as a score in 0..1 (off the per-sample path: floats allocate on the board)."""
-    return (q - SCORE_ZERO) / 256
+def score_q(score, scale, zero):
+    """The lowest int8 output whose probability is >= `score` (host and config side)."""
+    for q in range(-128, 128):
+        if score_float(q, scale, zero) >= score:
+            return q
+    return 127
 
 
 class DetectorError(OSError):
@@ -52,7 +62,8 @@ class DetectorError(OSError):
 
 
 class Detector:
-    def __init__(self, model, arena_bytes, backend, on_q, off_q, confirm_n=2, stride=5, max_runs=0, window=WINDOW):
+    def __init__(self, model, arena_bytes, backend, on_q, off_q, confirm_n=2, stride=5, max_runs=0, window=WINDOW,
+                 out_scale=1.0, out_zero=0):
         if not (-128 <= off_q <= on_q <= 127):
             raise ValueError("Invalid thresholds: on %d, off %d (need -128 <= off <= on <= 127)" % (on_q, off_q))
         if confirm_n < 1:
@@ -67,9 +78,11 @@ class Detector:
         self.stride = stride  # pipeline samples between inferences while a trigger is on
         self.max_runs = max_runs  # inferences per event, 0 = while the trigger is on
         self.window = window
+        self.out_scale = out_scale  # logit = (q - out_zero) * out_scale
+        self.out_zero = out_zero
         self.size = window * CHANNELS
         self.buf = array("b", bytes(self.size))  # the int8 window the next inference reads
-        self.q = SCORE_ZERO  # latest score
+        self.q = Q_MIN  # latest output
         self.inferences = 0
         self._interp = backend.interpreter(model, arena_bytes, self._input, self._output)
         self.reset()
@@ -78,7 +91,7 @@ class Detector:
         """Start a new event: forget the run of high scores."""
         self.run = 0
         self.confirmed = False
-        self.peak_q = SCORE_ZERO
+        self.peak_q = Q_MIN
 
     def _input(self, interp):
         t = interp.getInputTensor(0)
@@ -88,6 +101,10 @@ class Detector:
 
     def _output(self, interp):
         self.q = interp.getOutputTensor(0).getValue(0)
+
+    def score(self, q):
+        """Output `q` as a probability (floats: call off the per-sample path)."""
+        return score_float(q, self.out_scale, self.out_zero)
 
     def infer(self, window=None):
         """Run the model on `window` (an int8 array of WINDOW * CHANNELS) or on `buf`; return the int8 score."""
@@ -156,4 +173,8 @@ def load(backend, meta, model_path):
         n = f.readinto(model)
     if n != len(model):
         raise ValueError("Invalid model: %s has %d bytes, model.json says %d" % (model_path, n, len(model)))
-    return Detector(model, meta["arena_bytes"], backend, d["on_q"], d["off_q"], d["confirm_n"], d["stride_samples"], d.get("max_runs", 0))
+    out = meta["output"]
+    if out.get("activation") != "logit":
+        raise ValueError("Invalid model: output %r (this firmware reads an int8 logit)" % out.get("activation"))
+    return Detector(model, meta["arena_bytes"], backend, d["on_q"], d["off_q"], d["confirm_n"], d["stride_samples"],
+                    d.get("max_runs", 0), WINDOW, out["scale"], out["zero_point"])

@@ -176,7 +176,7 @@ class Pipeline:
         e = self.feat.summary(self.counts_per_g, self.rate)
         e["onset_s"] = self.onset_n / self.rate
         det = self.detector
-        e["score"] = (det.peak_q + 128) / 256 if det is not None and self.runs else self.peak_ratio / RATIO_ONE
+        e["score"] = det.score(det.peak_q) if det is not None and self.runs else self.peak_ratio / RATIO_ONE
         e["confirmed"] = self.confirmed
         return e
 

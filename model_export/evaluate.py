@@ -25,8 +25,10 @@ What is measured (all on data the model never saw in training):
    to the activity under way (door, footsteps, machinery, ...) when there is one.
 3. Real records: the OpenEEW test events (real.split_events: the 2018 Mw 7.2 Pinotepa event and
    one more), every device, replayed the same way at their own rate; "clearly visible" = the
-   records.csv label earthquake_visible. Detections outside [P - 2 s, P + 90 s] are false (real
-   noise: the node-day figure).
+   records.csv label earthquake_visible. Detections before P - 2 s, or anywhere in a record without
+   a quake, are false (real noise: the node-day figure); detections after P + 90 s are listed but
+   not counted (the event's coda and aftershocks, which the catalogue misses minutes after a large
+   event: both the model and the rule fire on the same ones).
 Writes report.md, the figures, results.json, and the headline metrics into model.json.
 """
 
@@ -272,8 +274,8 @@ CAL_SEED = 5001  # calibration recordings: neither the data set's nor the evalua
 
 
 def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float = 1.0, target_fph: float = 0.3,
-                       confirm_ns=(1, 2, 3, 4, 6, 8), max_runs=(0, 20, 40), on_qs=tuple(range(-64, 128, 8)) + (124, 126),
-                       hysteresis=(0, 48, 96, 256), real_events=(), workers: int = 2, progress=None) -> dict:
+                       confirm_ns=(1, 2, 3, 4, 6, 8), max_runs=(0, 40), on_qs=tuple(range(-128, 128, 4)),
+                       hysteresis=(0, 32, 256), real_events=(), workers: int = 2, progress=None) -> dict:
     """Pick (on_q, off_q, confirm_n, max_runs) on calibration recordings through the node pipeline.
 
     Maximises the fraction of quakes detected (synthetic, plus the visible records of the real
@@ -364,9 +366,19 @@ def score_real(run: dict) -> dict:
     for m in METHODS:
         dets = sorted(run["detections"][m])
         inside = [t for t in dets if run["positive"] and run["p_s"] - BEFORE_P_S <= t <= run["p_s"] + REAL_AFTER_P_S]
-        false = [t for t in dets if t not in inside]
-        out[m] = {"delay": (inside[0] - run["p_s"]) if inside else None, "false": false}
+        # After a real event the record holds its coda and, minutes after a large one, aftershocks
+        # the catalogue misses: not quiet noise, so neither counted as false nor as noise time.
+        after = [t for t in dets if run["positive"] and t > run["p_s"] + REAL_AFTER_P_S]
+        false = [t for t in dets if t not in inside and t not in after]
+        out[m] = {"delay": (inside[0] - run["p_s"]) if inside else None, "false": false, "after_event": after}
     return out
+
+
+def real_noise_s(run: dict) -> float:
+    """Seconds of a real record that count as noise: all of it, or what precedes P - 2 s."""
+    if not run["positive"]:
+        return run["duration_s"]
+    return max(0.0, min(run["duration_s"], run["p_s"] - BEFORE_P_S))
 
 
 def _rate(x: list) -> float | None:
@@ -529,7 +541,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
     real_vis = [r for r in real_runs if r["visible"]]
     real_pos = [r for r in real_runs if r["positive"]]
     real_scores = [(r, score_real(r)) for r in real_runs]
-    real_hours = sum(r["duration_s"] for r in real_runs) / 3600
+    real_hours = sum(real_noise_s(r) for r in real_runs) / 3600
     real_false = {m: sum(len(s[m]["false"]) for _, s in real_scores) for m in METHODS}
     real_delays = {m: [s[m]["delay"] for r, s in real_scores if r["visible"]] for m in METHODS}
 
@@ -758,12 +770,14 @@ def report(res: dict, meta: dict) -> str:
                       ("all", "median_delay_after_p_s")):
         L.append("| median, %s (s) | %s |" % (name, " | ".join(_fmt(s[key][m]) for m in METHODS)))
     L.append("\n## Real OpenEEW test records\n")
-    L.append("Detection delay after P (s) per record; `-` = not detected; false = detections outside [P-2 s, P+90 s].\n")
+    L.append("Detection delay after P (s) per record; `-` = not detected; false = detections before P-2 s (or anywhere in a "
+             "record without a quake); after = detections later than P+90 s (coda, aftershocks; not counted).\n")
     L.append("| record | label | M | km | %s |" % " | ".join(LABELS[m] for m in METHODS))
     L.append("| --- | --- | --- | --- |" + " --- |" * len(METHODS))
     for r in res["real"]:
         L.append("| %s | %s | %.1f | %.0f | %s |" % (r["name"], r["label"].split("(")[0], r["mag"], r["epi_km"],
-                                                      " | ".join("%s (false %d)" % (_fmt(r[m]["delay"]), len(r[m]["false"])) for m in METHODS)))
+                                                      " | ".join("%s (false %d, after %d)" % (_fmt(r[m]["delay"]), len(r[m]["false"]), len(r[m]["after_event"]))
+                                                                 for m in METHODS)))
     L.append("\n## Method\n")
     L.append(__doc__.split("What is measured")[1].strip().replace("\n   ", "\n"))
     L.append("\nData: OpenEEW records (OpenEEW / Grillo, CC BY-SA 4.0) and synthetic recordings (model_export/synth_*.py).\n")

@@ -6,11 +6,12 @@
   output, TFLITE_BUILTINS_INT8 only; calibration (representative data set) on windows of the
   train split, weights quantized per tensor, names stripped (`convert`). The input tensor must come out as scale 1/127, zero point 0: the node writes its
   detector_input window into it unchanged (a window pinned at -128/127 and +1 in the calibration
-  set fixes that range). The output is LOGISTIC's fixed int8 scale 1/256, zero point -128.
+  set fixes that range). The output is the logit (no LOGISTIC: its fixed int8 scale of 1/256 puts
+  every score above 0.996 on one value), int8 with the scale the calibration set gives it.
 - The graph is checked against model.ALLOWED_OPS; MACs are counted from the graph and the TFLM
   arena is measured (tflm.py); the configured arena adds a margin for the board.
 - Decision rule: first from the val split's TFLM scores (window level: `on` is the lowest score
-  that at most `fpr` of the val non-earthquake windows reach, `off` is `hysteresis` below it); then,
+  that at most `fpr` of the val non-earthquake windows reach, `off` is `hysteresis` logit units below it); then,
   with `cal_hours` > 0, replaced by the rule chosen on calibration recordings through the whole
   node pipeline (evaluate.calibrate_decision: continuous synthetic recordings of every scenario
   with their own seeds; the most quakes detected at <= `target_fph` false detections per hour).
@@ -104,12 +105,12 @@ def check_graph(model: bytes) -> dict:
         raise ExportError("input tensor is %s scale %r zero point %r; the node feeds int8 scale 1/127 zero point 0" % (i["dtype"], i["scale"], i["zero_point"]))
     if int(np.prod(i["shape"])) != WINDOW * CHANNELS:
         raise ExportError("input shape %s is not %d x %d" % (i["shape"], WINDOW, CHANNELS))
-    if o["dtype"] != "int8" or o["zero_point"] != fwdetector.SCORE_ZERO or abs(o["scale"] * 256 - 1) > 1e-6:
-        raise ExportError("output tensor is %s scale %r zero point %r; expected int8 1/256, -128" % (o["dtype"], o["scale"], o["zero_point"]))
+    if o["dtype"] != "int8" or not o["scale"] > 0 or "LOGISTIC" in ops:
+        raise ExportError("output tensor is %s scale %r after %s; expected an int8 logit" % (o["dtype"], o["scale"], ops[-1]))
     return {"ops": ops, "io": io}
 
 
-def calibrate(scores_neg: np.ndarray, fpr: float = 0.01, hysteresis: float = 0.2, confirm_n: int = 2, stride: int = 5) -> dict:
+def calibrate(scores_neg: np.ndarray, out: dict, fpr: float = 0.01, hysteresis: float = 2.0, confirm_n: int = 2, stride: int = 5) -> dict:
     """Decision rule from the val split's int8 scores of non-earthquake windows."""
     s = np.sort(np.asarray(scores_neg, dtype=int))
     # lowest q with P(score >= q) <= fpr
@@ -118,16 +119,16 @@ def calibrate(scores_neg: np.ndarray, fpr: float = 0.01, hysteresis: float = 0.2
         if np.mean(s >= q) <= fpr:
             on_q = q
             break
-    off_q = max(-128, on_q - int(round(hysteresis * 256)))
-    return decision(on_q, off_q, confirm_n, stride)
+    off_q = max(-128, on_q - int(round(hysteresis / out["scale"])))  # hysteresis in logit units
+    return decision(on_q, off_q, confirm_n, stride, out)
 
 
-def decision(on_q: int, off_q: int, confirm_n: int, stride: int, max_runs: int = 0) -> dict:
+def decision(on_q: int, off_q: int, confirm_n: int, stride: int, out: dict, max_runs: int = 0) -> dict:
     return {
         "on_q": int(on_q),
         "off_q": int(off_q),
-        "threshold": fwdetector.score_float(on_q),
-        "threshold_off": fwdetector.score_float(off_q),
+        "threshold": fwdetector.score_float(on_q, out["scale"], out["zero_point"]),
+        "threshold_off": fwdetector.score_float(off_q, out["scale"], out["zero_point"]),
         "confirm_n": int(confirm_n),
         "stride_samples": int(stride),
         "stride_s": stride / PIPELINE_RATE_HZ,
@@ -189,7 +190,7 @@ def _val_scores(ds, model: bytes) -> tuple[np.ndarray, np.ndarray]:
     return tflm.run_tflm(model, np.asarray(ds.x)[m]), y[m]
 
 
-def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: float = 0.2, confirm_n: int = 2,
+def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: float = 2.0, confirm_n: int = 2,
            stride: int = 5, probe: bool = True, cal_hours: float = 0.0, target_fph: float = 0.3, workers: int = 2,
            progress=None) -> dict:
     """Convert train_dir/model.keras; write the artifact into out_dir; return model.json's content."""
@@ -204,7 +205,7 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
     configure_tensorflow(summary["config"]["seed"], summary["config"].get("threads", 2))
     spec = ModelSpec.from_dict(summary["config"]["spec"])
     trained = keras.models.load_model(train_dir / "model.keras")
-    model1 = build_model(spec, batch=1)
+    model1 = build_model(spec, batch=1, logit=True)
     model1.set_weights(trained.get_weights())
     say("converting to full int8")
     blob = convert(model1, representative_windows(ds, seed=summary["config"]["seed"]))
@@ -212,7 +213,7 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
     (out_dir / "model.tflite").write_bytes(blob)
     say("calibrating the decision rule on the val split")
     qv, yv = _val_scores(ds, blob)
-    dec = calibrate(qv[yv == 0], fpr, hysteresis, confirm_n, stride)
+    dec = calibrate(qv[yv == 0], graph["io"]["output"], fpr, hysteresis, confirm_n, stride)
     say("golden vectors")
     xg, yg = golden_vectors(ds, blob)
     write_golden(out_dir, xg, yg)
@@ -243,8 +244,8 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
             "zero_point": io["input"]["zero_point"],
             "shape": io["input"]["shape"],
         },
-        "output": {"dtype": "int8", "scale": io["output"]["scale"], "zero_point": io["output"]["zero_point"],
-                   "meaning": "earthquake score = (q - zero_point) * scale"},
+        "output": {"dtype": "int8", "scale": io["output"]["scale"], "zero_point": io["output"]["zero_point"], "activation": "logit",
+                   "meaning": "logit = (q - zero_point) * scale; earthquake score = 1 / (1 + exp(-logit))"},
         "decision": dec,
         "arena_bytes": int(-(-(need + ARENA_MARGIN) // 256) * 256),
         "arena_measured_bytes": arena["arena_bytes"] if arena else None,
@@ -286,7 +287,7 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
         cal = calibrate_decision(out_dir, hours=cal_hours, quake_hours=cal_hours, target_fph=target_fph, real_events=val_events,
                                  workers=workers)
         c = cal["chosen"]
-        meta["decision"] = decision(c["on_q"], c["off_q"], c["confirm_n"], stride, c["max_runs"])
+        meta["decision"] = decision(c["on_q"], c["off_q"], c["confirm_n"], stride, graph["io"]["output"], c["max_runs"])
         meta["training"]["calibration"]["records"] = {k: v for k, v in cal.items() if k != "table"}
         meta["training"]["calibration"]["records"]["val_fpr_at_on"] = float(np.mean(qv[yv == 0] >= c["on_q"])) if np.any(yv == 0) else None
         (out_dir / "model.json").write_text(json.dumps(meta, indent=1) + "\n")

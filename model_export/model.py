@@ -3,7 +3,8 @@
 Input: the node's detector window, WINDOW x CHANNELS int8 values from
 `firmware.detector_input.quantize` (time-major, x/y/z interleaved, oldest first), fed to Keras as
 float `q / 127` so that the int8 TFLite input tensor is exactly the node's buffer (scale 1/127,
-zero point 0; export.py checks this). Output: one sigmoid score, "earthquake".
+zero point 0; export.py checks this). Output: one sigmoid score, "earthquake"; the node's graph
+stops at the logit (`build_model(logit=True)`, see firmware/detector.py).
 
 The 1-D convolutions are written as Conv2D with (k, 1) kernels over a (WINDOW, 1, CHANNELS) view, so
 the converted graph is one RESHAPE followed by plain CONV_2D kernels (ESP-NN accelerated on the
@@ -54,7 +55,7 @@ class ModelSpec:
     flattened, keeps where in the window things happen (a P onset near the end of the window).
     """
 
-    convs: tuple[tuple, ...] = ((8, 7, 2), (16, 5, 2), (16, 5, 2), (16, 3, 2))
+    convs: tuple[tuple, ...] = ((12, 5, 2), (24, 5, 2, "sep"), (32, 5, 2, "sep"), (32, 5, 2, "sep"), (32, 3, 2, "sep"))
     head: str = "flatten"
     dense: int = 16  # hidden units before the output (0 = none)
     dropout: float = 0.1
@@ -89,8 +90,11 @@ def macs(spec: ModelSpec) -> int:
     return total + feat
 
 
-def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None):
-    """The Keras model: input (batch, WINDOW, CHANNELS) float (int8 / 127), output sigmoid (batch, 1)."""
+def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: bool = False):
+    """The Keras model: input (batch, WINDOW, CHANNELS) float (int8 / 127), output sigmoid (batch, 1).
+
+    `logit`: the same network (same weights) without the final sigmoid, as exported for the node.
+    """
     import keras
 
     if spec.head not in ("gap", "flatten"):
@@ -114,7 +118,7 @@ def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None):
         x = keras.layers.Dropout(spec.dropout, name="dropout")(x)
     if spec.dense:
         x = keras.layers.Dense(spec.dense, activation="relu", name="dense")(x)
-    out = keras.layers.Dense(1, activation="sigmoid", name="score")(x)
+    out = keras.layers.Dense(1, activation=None if logit else "sigmoid", name="score")(x)
     return keras.Model(inp, out, name="seismote_detector")
 
 

@@ -21,10 +21,11 @@ Classes are weighted to balance (n / (2 n_class)). Augmentation, exact on int8 w
 motion has no preferred polarity), the two horizontal axes swapped and each one's sign flipped
 (their orientation is unknown); and, for `lowpass_p` of the windows, the band limit of a
 31.25 Hz sensor (the OpenEEW records: a model that relies on 16-25 Hz content misses them). The
-real windows weigh `real_weight` times more than synthetic ones. The vertical stays in channel 0, the node's x axis (the data set's
-and replay's convention, OpenEEW's too): how much of the motion is vertical is what tells a steep
-P wave from traffic or footsteps, so a node must be mounted with x vertical (TrainConfig.augment
-= "any" permutes all three axes instead, for a model that ignores the mounting).
+real windows weigh `real_weight` times more than synthetic ones. The vertical stays in channel 0
+(the pipeline puts the configured `sensor.vertical` axis there; replay feeds records vertical
+first): how much of the motion is vertical is what tells a steep P wave from traffic or
+footsteps (TrainConfig.augment = "any" permutes all three axes instead, for a model that
+ignores the mounting).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class TrainConfig:
     node_seed: int = 3001  # continuous recordings for training; val uses node_seed + 1000
     node_max_runs: int = 60  # windows from the first 6 s of each trigger (the node stops earlier)
     node_quakes_per_hour: float = 20.0  # quakes inserted into those recordings (their trigger windows are positives)
-    real_weight: float = 1.0  # weight of the real (OpenEEW) windows against the synthetic ones
+    real_weight: float = 2.0  # weight of the real (OpenEEW) windows against the synthetic ones
     lowpass_p: float = 0.3  # fraction of windows band-limited as by a 31.25 Hz sensor, per epoch
     spec: ModelSpec = dataclasses.field(default_factory=ModelSpec)
 

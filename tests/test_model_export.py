@@ -95,10 +95,14 @@ def test_export_contract(exported):
     blob = (out / "model.tflite").read_bytes()
     ops = tflm.graph_ops(blob)
     assert set(ops) <= ALLOWED_OPS, ops
-    assert "CONV_2D" in ops and "LOGISTIC" in ops
+    assert "CONV_2D" in ops and "LOGISTIC" not in ops  # the node reads the logit (int8 LOGISTIC saturates)
     io = tflm.io_quantization(blob)
     assert io["input"]["dtype"] == "int8" and io["input"]["zero_point"] == 0 and abs(io["input"]["scale"] * 127 - 1) < 1e-6
-    assert io["output"]["dtype"] == "int8" and io["output"]["zero_point"] == -128
+    assert io["output"]["dtype"] == "int8" and io["output"]["scale"] == meta["output"]["scale"] > 0
+    assert meta["output"]["activation"] == "logit"
+    # the thresholds in model.json are the probabilities of the int8 logits the node compares with
+    o, d = meta["output"], meta["decision"]
+    assert abs(d["threshold"] - 1 / (1 + np.exp(-(d["on_q"] - o["zero_point"]) * o["scale"]))) < 1e-9
     # MACs counted from the graph agree with the architecture.
     assert meta["macs"] == tflm.count_macs(blob)["macs"] == macs(ModelSpec(**TINY))
     for key in ("input", "decision", "arena_bytes", "macs", "training", "metrics", "golden"):
@@ -256,7 +260,10 @@ def test_detector_scores_and_errors():
     w = array("b", [i % 100 - 50 for i in range(600)])
     assert det.infer(w) == 5 and det.infer() == -128
     assert backend.__name__  # the interp saw the window through setValue
-    assert fwdetector.score_q(0.5) == 0 and fwdetector.score_float(0) == 0.5 and fwdetector.score_q(1.2) == 127
+    # int8 logit -> probability: logit = (q - zero) * scale
+    assert fwdetector.score_float(10, 0.1, 10) == 0.5 and det.score(0) == 0.5 and det.score(127) > 0.999
+    assert fwdetector.score_q(0.5, 0.1, 10) == 10 and fwdetector.score_q(0.75, 0.1, 10) == 21
+    assert fwdetector.score_q(1.2, 0.1, 10) == 127 and fwdetector.score_q(0.0, 0.1, 10) == -128
     with pytest.raises(ValueError):
         fwdetector.Detector(b"m", 4096, backend([]), on_q=0, off_q=10)
     with pytest.raises(ValueError):
@@ -296,7 +303,7 @@ def test_pipeline_runs_the_detector_only_while_triggered():
     assert det.inferences == 2  # nothing before the trigger, nothing after the confirmation
     assert all(v == 127 for v in seen)  # the window reached the model scaled to int8 by its peak
     assert events[0][2]["score"] > 1  # at the trigger: the STA/LTA ratio (no inference yet)
-    assert events[1][2]["score"] == (100 + 128) / 256  # detection: the model's score
+    assert events[1][2]["score"] == det.score(100) > 0.99  # detection: the model's score, as a probability
 
 
 def test_pipeline_model_needs_min_pga_and_a_confirmation():
@@ -406,8 +413,8 @@ def _runner() -> CliRunner:
 
 
 @needs_artifact
-@pytest.mark.xfail(strict=True, reason="known shortfall (detector issue still open): the bundled model scores high "
-                   "just after P on this record but not 8 times in a row at >= 0.984, so it does not confirm")
+@pytest.mark.xfail(strict=True, reason="known shortfall (detector issue still open): on this distant record (173 km) "
+                   "the bundled model confirms only ~56 s after the trigger, in the S coda, not within 30 s")
 def test_replay_with_model_detects_pinotepa():
     from seismote.host_tools.cli import DEMO_RECORD, cli
 
@@ -426,14 +433,14 @@ def test_replay_with_model_detects_pinotepa():
 
 
 @needs_artifact
-def test_replay_runs_the_model_only_when_asked():
+def test_replay_runs_the_model_unless_told_not_to():
     from seismote.host_tools.cli import DEMO_RECORD, cli
 
     files = [str(p) for p in DEMO_RECORD]
-    rule = _runner().invoke(cli, ["replay", *files], catch_exceptions=False)
+    rule = _runner().invoke(cli, ["replay", *files, "--no-model"], catch_exceptions=False)
     dets = [json.loads(line) for line in rule.stdout.splitlines() if '"detection"' in line]
     assert dets and dets[0]["score"] > 1.0  # the rule reports the peak STA/LTA ratio
-    model = _runner().invoke(cli, ["replay", *files, "--model", "--ends"], catch_exceptions=False)
+    model = _runner().invoke(cli, ["replay", *files, "--ends"], catch_exceptions=False)
     assert model.exit_code == 0, model.stderr
     scored = [json.loads(line) for line in model.stdout.splitlines() if '"event": "trigger"' not in line]
     # with the model, every event that ran it reports the model's score in 0..1

