@@ -306,14 +306,22 @@ class Watch:
             st["in_event"] = pipe.in_event
             st["counts_per_g"] = pipe.counts_per_g
             dc = pipe.cond._dc  # the conditioner's DC (gravity) estimate, << 7
-            st["level"] = [dc[0] >> 7, dc[1] >> 7, dc[2] >> 7]
+            lv = [dc[0] >> 7, dc[1] >> 7, dc[2] >> 7]
+            v = pipe.vaxis  # the pipeline keeps the vertical first: back to the sensor's x, y, z
+            lv[0], lv[v] = lv[v], lv[0]
+            st["level"] = lv
             st["wave_hz"] = pipe.rate
             k = pipe.n - self.pipe_n if pipe.n >= self.pipe_n else pipe.n  # the pipeline restarts after a fault
             if k > _WAVE_MAX:
                 k = _WAVE_MAX
             pipe.window(self.wave, k)
             self.pipe_n = pipe.n
-        st["wave"] = list(self.wave[: 3 * k])
+        wave = list(self.wave[: 3 * k])
+        v = pipe.vaxis if pipe is not None else 0
+        if v:
+            for i in range(0, 3 * k, 3):
+                wave[i], wave[i + v] = wave[i + v], wave[i]
+        st["wave"] = wave
         return st
 
 

@@ -277,7 +277,7 @@ def test_windows_equal_what_the_node_pipeline_holds():
     acc, m = synth_quake(5.0, 30.0, 10.0, duration_s=40.0, p_at_s=25.0, rng=rng)
     acc = acc + synth_noise("ambient", "mpu6050", 50.0, 40.0, rng)
     counts = to_counts(acc, "mpu6050", 2, rng)
-    cfg = fwconfig.default()
+    cfg = fwconfig.validate({"node_id": "n", "sensor": {"vertical": "x"}})  # the data set's counts: vertical first
     pipe = Pipeline(cfg, fwconfig.COUNTS_PER_G["mpu6050"][2], 50)
     ends = [400, m["p_index"] + 20, m["p_index"] + 150]
     y = condition(counts)
