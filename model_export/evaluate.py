@@ -95,11 +95,60 @@ def rsudp_trigger(acc: np.ndarray, rate: float, sta_s: float = 6.0, lta_s: float
 # --- the node -----------------------------------------------------------------------------------
 
 
-def _node(sensor: str, model_dir: Path | None):
+def node_model(sensor: str, model_dir: Path | None = None):
+    """The default node with this sensor (and the model in `model_dir`, None: the rule)."""
     from ..firmware import config as fwconfig
     from ..host_tools.replay import NodeModel
 
     return NodeModel(fwconfig.validate({"node_id": "eval", "sensor": {"type": sensor}}), model_dir)
+
+
+class Probe:
+    """A stand-in firmware Detector that never confirms, so the pipeline asks it for an inference
+    every `stride` samples for the whole of every event (at most `max_runs`). Subclasses look at
+    the window in `buf` (`infer`) or at the score (`update`); `pipe` and `offset` (the segment's
+    start, s) are set by `drive`."""
+
+    def __init__(self, stride: int = 5, max_runs: int = 0, buf=None):
+        from array import array
+
+        from ..firmware.detector_input import CHANNELS, WINDOW
+
+        self.window, self.stride, self.size = WINDOW, stride, WINDOW * CHANNELS
+        self.buf = array("b", bytes(self.size)) if buf is None else buf
+        self.max_runs = max_runs
+        self.confirmed = False
+        self.peak_q = -128
+        self.pipe = None
+        self.offset = 0.0
+
+    def reset(self):
+        self.confirmed = False
+        self.peak_q = -128
+
+    def infer(self, window=None):
+        return -128
+
+    def update(self, q):
+        return False
+
+
+def drive(rec, node, probe: Probe) -> list[tuple[float, int]]:
+    """Run `rec` through `node`'s pipeline (resampled to the sensor rate, in counts) with `probe` as
+    its detector; return the triggers as (segment offset s, pipeline sample)."""
+    from ..firmware import pipeline as fwpipeline
+
+    r = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
+    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=probe)
+    probe.pipe = pipe
+    onsets = []
+    for seg in r.segments:
+        pipe.reset()
+        probe.offset = seg.offset_s
+        for x, y, z in node.to_counts(seg.data).tolist():
+            if pipe.push(x, y, z) == fwpipeline.TRIGGER:
+                onsets.append((seg.offset_s, pipe.n))
+    return onsets
 
 
 def node_detections(rec, sensor: str, model_dir: Path | None) -> tuple[list[float], int]:
@@ -107,7 +156,7 @@ def node_detections(rec, sensor: str, model_dir: Path | None) -> tuple[list[floa
     from ..host_tools.replay import replay_record
 
     dets, trig = [], 0
-    for e in replay_record(rec, _node(sensor, model_dir)):
+    for e in replay_record(rec, node_model(sensor, model_dir)):
         if e["event"] == "detection":
             dets.append(float(e["t"]))
         elif e["event"] == "trigger":
@@ -160,27 +209,18 @@ def _real_job(args) -> list[dict]:
 # --- calibration of the decision rule on score traces -------------------------------------------
 
 
-class TraceDetector:
-    """A firmware Detector that scores every inference but never confirms, logging each score.
+class TraceDetector(Probe):
+    """A Probe that scores every inference with the firmware Detector `det`, logging each score.
 
     The pipeline then runs the model for the whole of every event (as it would until a
     confirmation), so the decision rule can be replayed offline for any thresholds: `log` holds
-    (onset_n, n, q, pga_counts) per inference, n in pipeline samples.
+    (offset, onset_n, n, q, pga_counts) per inference, n in pipeline samples.
     """
 
     def __init__(self, det):
+        super().__init__(det.stride, 0, det.buf)  # max_runs 0, the whole event: simulate() applies any limit
         self.det = det
-        self.window, self.stride, self.buf, self.size = det.window, det.stride, det.buf, det.size
-        self.max_runs = 0  # the whole event: simulate() applies any limit
-        self.confirmed = False
-        self.peak_q = -128
-        self.pipe = None
-        self.offset = 0.0
         self.log: list[tuple[float, int, int, int, int]] = []
-
-    def reset(self):
-        self.confirmed = False
-        self.peak_q = -128
 
     def infer(self, window=None):
         return self.det.infer(window)
@@ -194,23 +234,13 @@ class TraceDetector:
 
 def trace_record(rec, sensor: str, model_dir: Path) -> dict:
     """Score traces of every event of the node pipeline on `rec` (one segment)."""
-    from ..firmware import pipeline as fwpipeline
     from ..firmware.config import PIPELINE_RATE_HZ
     from ..host_tools.replay import load_detector
 
-    node = _node(sensor, None)
+    node = node_model(sensor)
     tr = TraceDetector(load_detector(model_dir))
-    r = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
-    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=tr)
-    tr.pipe = pipe
-    onsets = []
+    onsets = drive(rec, node, tr)
     fs = PIPELINE_RATE_HZ
-    for seg in r.segments:
-        pipe.reset()
-        tr.offset = seg.offset_s
-        for x, y, z in node.to_counts(seg.data).tolist():
-            if pipe.push(x, y, z) == fwpipeline.TRIGGER:
-                onsets.append((seg.offset_s, pipe.n))
     per_gal = node.counts_per_g / 980.665
     events: dict[tuple, list] = {k: [] for k in onsets}
     for off, onset_n, n, q, pga in tr.log:

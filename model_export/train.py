@@ -34,12 +34,12 @@ import dataclasses
 import json
 import os
 import time
-from array import array
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .evaluate import Probe, drive, node_model
 from .model import ModelSpec, build_model, macs, to_input
 
 _PERMS = {"vertical": np.array([[0, 1, 2], [0, 2, 1]]),
@@ -111,25 +111,19 @@ def augment(x: np.ndarray, rng: np.random.Generator, mode: str = "vertical") -> 
     return (out * sign[:, None, :]).astype(np.int8)
 
 
-class _Collector:
-    """A stand-in firmware Detector that never confirms and keeps every `keep`-th window it is given."""
+class _Collector(Probe):
+    """Keeps every `keep`-th window the pipeline asks it to score (and when, and since which onset)."""
 
-    def __init__(self, keep: int, stride: int = 5, max_runs: int = 0):
-        from ..firmware.detector_input import CHANNELS, WINDOW
-
-        self.window, self.stride, self.size = WINDOW, stride, WINDOW * CHANNELS
-        self.buf = array("b", bytes(self.size))
+    def __init__(self, keep: int, max_runs: int = 0):
+        super().__init__(max_runs=max_runs)
         self.keep = keep
-        self.max_runs = max_runs
-        self.confirmed = False
-        self.peak_q = -128
-        self.pipe = None
         self.windows: list[bytes] = []
         self.times: list[int] = []
         self.onsets: list[int] = []
         self._k = 0
 
     def reset(self):
+        super().reset()
         self._k = 0
 
     def infer(self, window=None):
@@ -140,29 +134,16 @@ class _Collector:
         self._k += 1
         return -128
 
-    def update(self, q):
-        return False
-
 
 def _trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from ..firmware import config as fwconfig
-    from ..firmware import pipeline as fwpipeline
     from ..firmware.config import PIPELINE_RATE_HZ
-    from ..host_tools.replay import NodeModel
     from .dataset import continuous_records
 
     scenario, seed, hours, keep, max_runs, sensor, quakes_per_hour = args
     rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), sensor=sensor,
                                   quakes_per_hour=quakes_per_hour, mag_range=NODE_QUAKE_MAGS, min_snr=NODE_QUAKE_SNR))
-    node = NodeModel(fwconfig.validate({"node_id": "mine", "sensor": {"type": rec.sensor}}))
-    r = rec.to_record().resampled(node.sensor_rate)
-    col = _Collector(keep, max_runs=max_runs)
-    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=col)
-    col.pipe = pipe
-    for seg in r.segments:
-        pipe.reset()
-        for x, y, z in node.to_counts(seg.data).tolist():
-            pipe.push(x, y, z)
+    col = _Collector(keep, max_runs)
+    drive(rec.to_record(), node_model(rec.sensor), col)
     t = np.array(col.times, dtype=float) / PIPELINE_RATE_HZ
     onset = np.array(col.onsets, dtype=float) / PIPELINE_RATE_HZ
     label = np.zeros(len(t), dtype=np.int8)  # 0 noise, 1 quake, -1 unclear (dropped)
