@@ -515,6 +515,34 @@ def test_decision_replayed_from_score_traces():
     assert simulate(ev, 80, 30, 1, 1.0) == [10.3]  # confirmed at 10.2, reported once the PGA reaches 1 gal
 
 
+def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
+    """A detection from P - 2 s to the end of the shaking detects the quake (the first one gives the delay);
+    any other is false, charged to the activity under way; the node's trigger delay is reported beside."""
+    from seismote.model_export.evaluate import METHODS, match, summarise
+
+    quakes = [{"mag": 4.0, "dist_km": 20.0, "pga_gal": 5.0, "snr": 30.0, "p_s": 100.0, "end_s": 130.0},
+              {"mag": 3.0, "dist_km": 50.0, "pga_gal": 0.5, "snr": 3.0, "p_s": 300.0, "end_s": 320.0}]
+    acts = [{"kind": "door", "t_s": 200.0, "dur_s": 1.0}]
+    m = match([500.0, 101.5, 97.5, 99.0, 201.0], quakes, acts)
+    assert m["delays"] == [-1.0, None]  # 97.5 is too early; 101.5 is the same quake again, not false
+    assert m["false"] == [{"t": 97.5, "activity": "ambient"}, {"t": 201.0, "activity": "door"},
+                          {"t": 500.0, "activity": "ambient"}]
+
+    run = {"scenario": "quiet", "group": "activity", "duration_s": 3600.0, "triggers": 3, "trigger_times": [100.4, 302.0, 499.0],
+           "quakes": quakes, "activities": acts, "detections": {k: [] for k in METHODS}}
+    run["detections"]["model"] = [101.2, 500.0]
+    win = {"roc_auc": 0.9, "average_precision": 0.9, "tpr_at_threshold": 0.5, "fpr_at_threshold": 0.01}
+    meta = {"model_bytes": 1, "arena_bytes": 1, "macs": 1, "decision": {}}
+    res = summarise(win, [run], [], meta)
+    s = res["summary"]
+    assert s["synthetic_quakes"] == 1 and s["synthetic_quakes_any_snr"] == 2  # the second is below SNR 8
+    assert s["synthetic_detection_rate"]["model"] == 1.0 and s["synthetic_detection_rate"]["rule"] == 0.0
+    assert s["node_trigger_rate_synthetic"] == 1.0
+    assert s["node_trigger_median_delay_s_synthetic"] == pytest.approx(0.4)
+    assert s["median_delay_after_p_s_synthetic"]["model"] == pytest.approx(1.2)
+    assert s["false_per_day_quiet_synthetic"]["model"] == 24.0  # one false detection in an hour
+
+
 def test_baselines_trigger_on_a_quake_not_on_quiet_noise():
     from seismote.model_export.evaluate import openeew_trigger, rsudp_trigger
 
