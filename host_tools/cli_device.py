@@ -19,24 +19,22 @@ from pathlib import Path
 
 import click
 
-from .cli_errors import CommandError
+from .cli_errors import CommandError, user_errors
 
 from ..firmware import config as fwconfig
 from ..firmware.errors import ConfigError
-from .ports import UserError as LibError
 
 PORT_HELP = "Serial port of the node (default: the one ESP32 USB-serial board plugged in; $SEISMOTE_PORT)."
 
 
 def _user_errors(fn):
-    """The library's UserError/NodeError, a ConfigError, or a node file error -> CommandError."""
+    """user_errors (the library's UserError/NodeError), plus a ConfigError or a node file error -> CommandError."""
 
+    @user_errors
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
-        except LibError as e:
-            raise CommandError(e.message, e.hint, e.exit_code) from None
         except ConfigError as e:
             raise CommandError("invalid config: %s" % e) from None
         except OSError as e:  # a node file error, as OSError(errno, path) (transport._fs)

@@ -1,7 +1,11 @@
 """The one way the CLI reports an error the user can act on: `seismote: message`, an optional
 `hint: ...` line, no traceback, and a meaningful exit status (2 bad input or port, 1 node failed)."""
 
+import functools
+
 import click
+
+from .ports import UserError
 
 
 class CommandError(click.ClickException):
@@ -16,3 +20,16 @@ class CommandError(click.ClickException):
         click.echo("seismote: %s" % self.message, err=True)
         if self.hint:
             click.echo("hint: %s" % self.hint, err=True)
+
+
+def user_errors(fn):
+    """Turn the host tools' UserError (ports, transport, deploy, logs) raised in `fn` into CommandError."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except UserError as e:
+            raise CommandError(e.message, e.hint, e.exit_code) from None
+
+    return wrapper

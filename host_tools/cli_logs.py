@@ -7,29 +7,14 @@ command again to resume) or a node that failed; 2 a bad option, port or director
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from .cli_errors import CommandError
+from .cli_errors import CommandError, user_errors
 
-from .ports import UserError as PortError
-
-
-def _user_errors(fn):
-    """Turn the host tools' UserError (ports, transport) into CommandError."""
-
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except PortError as e:
-            raise CommandError(e.message, e.hint, e.exit_code) from None
-
-    return wrapper
 
 
 def _connect(port: str | None, baud: int):
@@ -57,7 +42,7 @@ def logs_group() -> None:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "mseed"]), help="Also export everything in --out (records.jsonl, events.csv or snippets.mseed).")
 @click.option("--restart/--no-restart", default=True, show_default=True, help="Restart the node (main.py) after the pull.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-@_user_errors
+@user_errors
 def logs_pull(port, baud, out_dir, since, fmt, restart, as_json) -> None:
     """Download the node's event log and waveform snippets (resumable, CRC-checked).
 
@@ -138,7 +123,7 @@ def _export_dir(out_dir: str, fmt: str, output: str | None) -> None:
 @logs_group.command("show")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--last", type=click.IntRange(min=1), help="Only the newest N records.")
-@_user_errors
+@user_errors
 def logs_show(out_dir, last) -> None:
     """Print a pulled log as a table: time, kind, PGA, score, status, gaps, resets."""
     from . import logs
@@ -153,7 +138,7 @@ def logs_show(out_dir, last) -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", required=True, type=click.Choice(["jsonl", "csv", "mseed"]))
 @click.option("--output", "-o", help="File to write ('-' for stdout with jsonl/csv; default: stdout for jsonl/csv, OUT_DIR/snippets.mseed).")
-@_user_errors
+@user_errors
 def logs_export(out_dir, fmt, output) -> None:
     """Export a pulled log: JSON Lines (every record), CSV (events), miniSEED (waveform snippets)."""
     if output is None and fmt != "mseed":
@@ -168,7 +153,7 @@ def logs_export(out_dir, fmt, output) -> None:
 @click.option("--once", is_flag=True, help="One update, then exit.")
 @click.option("--interval", default=0.5, show_default=True, type=click.FloatRange(min=0.05), help="Seconds between updates.")
 @click.option("--seconds", type=click.FloatRange(min=0), help="Stop after this long (default: until Ctrl-C).")
-@_user_errors
+@user_errors
 def monitor_cmd(port, baud, as_json, once, interval, seconds) -> None:
     """Live status of a node: sample rate, FIFO overflows, STA/LTA, heap, uptime, link, last detection, waveform."""
     from . import monitor

@@ -1111,6 +1111,11 @@ function friendlyByte(c) {
     if (c >= 0x40 && c <= 0x7e) esc = 0;
     return null;
   }
+  if (c === 3) {  // Ctrl-C: drop the line (or the continued statement) and prompt afresh
+    writeOut("\r\n");
+    friendlyRestart();
+    return null;
+  }
   const cur = line.slice(lineStart);
   if (c >= 1 && c <= 5 && cur.length === 0) {
     if (!cont) {
@@ -1126,11 +1131,6 @@ function friendlyByte(c) {
         friendlyRestart();
         return null;
       }
-      if (c === 3) {
-        writeOut("\r\n");
-        friendlyRestart();
-        return null;
-      }
       if (c === 4) {
         writeOut("\r\n");
         return () => softReboot();
@@ -1141,21 +1141,11 @@ function friendlyByte(c) {
       paste = true;
       return null;
     }
-    if (c === 3) {
-      writeOut("\r\n");
-      friendlyRestart();
-      return null;
-    }
     if (c === 4) {
       writeOut("\r\n");
       const src = line;
       return () => execFriendly(src, "single");
     }
-    return null;
-  }
-  if (c === 3) {
-    writeOut("\r\n");
-    friendlyRestart();
     return null;
   }
   if (c === 27) {

@@ -586,18 +586,18 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         v = [q[m] for q in quakes if sel(q)]
         return _rate(v)
 
-    by_mag = {}
-    for lo, hi in zip(MAG_BINS[:-1], MAG_BINS[1:]):
-        sel = lambda q, lo=lo, hi=hi: lo <= q["mag"] < hi  # noqa: E731
-        n = sum(1 for q in quakes if sel(q))
-        if n:
-            by_mag["M%g-%g" % (lo, hi)] = {"n": n, **{m: det_rate(m, sel) for m in METHODS}}
-    by_dist = {}
-    for lo, hi in zip(DIST_BINS[:-1], DIST_BINS[1:]):
-        sel = lambda q, lo=lo, hi=hi: lo <= q["dist_km"] < hi  # noqa: E731
-        n = sum(1 for q in quakes if sel(q))
-        if n:
-            by_dist["%g-%g km" % (lo, hi)] = {"n": n, **{m: det_rate(m, sel) for m in METHODS}}
+    def binned(key, bins, name):
+        """Detection rates per bin of q[key] (lo <= v < hi), for the bins holding quakes."""
+        out = {}
+        for lo, hi in zip(bins[:-1], bins[1:]):
+            sel = lambda q, lo=lo, hi=hi: lo <= q[key] < hi  # noqa: E731
+            n = sum(1 for q in quakes if sel(q))
+            if n:
+                out[name % (lo, hi)] = {"n": n, **{m: det_rate(m, sel) for m in METHODS}}
+        return out
+
+    by_mag = binned("mag", MAG_BINS, "M%g-%g")
+    by_dist = binned("dist_km", DIST_BINS, "%g-%g km")
 
     delays_all = {m: [q[m] for q in quakes] + real_delays[m] for m in METHODS}
     summary = {
