@@ -177,7 +177,7 @@ def _all_methods(rec, sensor: str, model_dir: Path) -> dict:
     dets["model"], trig = node_detections(rec, sensor, model_dir)
     dets["rule"], _ = node_detections(rec, sensor, None)
     dets.update(_baselines(rec))
-    return {"detections": dets, "triggers": len(trig), "trigger_times": trig}
+    return {"detections": dets, "trigger_times": trig}
 
 
 def _continuous_job(args) -> dict:
@@ -558,7 +558,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
             continue
         h = r["duration_s"] / 3600
         hours_by_scenario[r["scenario"]] = hours_by_scenario.get(r["scenario"], 0.0) + h
-        triggers_per_hour[r["scenario"]] = round(r["triggers"] / h, 2)
+        triggers_per_hour[r["scenario"]] = round(len(r["trigger_times"]) / h, 2)
         for m in METHODS:
             d = false_by_scenario.setdefault(r["scenario"], {mm: 0 for mm in METHODS})
             d[m] += len(sc[m]["false"])

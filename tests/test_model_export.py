@@ -528,7 +528,7 @@ def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     assert m["false"] == [{"t": 97.5, "activity": "ambient"}, {"t": 201.0, "activity": "door"},
                           {"t": 500.0, "activity": "ambient"}]
 
-    run = {"scenario": "quiet", "group": "activity", "duration_s": 3600.0, "triggers": 3, "trigger_times": [100.4, 302.0, 499.0],
+    run = {"scenario": "quiet", "group": "activity", "duration_s": 3600.0, "trigger_times": [100.4, 302.0, 499.0],
            "quakes": quakes, "activities": acts, "detections": {k: [] for k in METHODS}}
     run["detections"]["model"] = [101.2, 500.0]
     win = {"roc_auc": 0.9, "average_precision": 0.9, "tpr_at_threshold": 0.5, "fpr_at_threshold": 0.01}
@@ -541,6 +541,7 @@ def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     assert s["node_trigger_median_delay_s_synthetic"] == pytest.approx(0.4)
     assert s["median_delay_after_p_s_synthetic"]["model"] == pytest.approx(1.2)
     assert s["false_per_day_quiet_synthetic"]["model"] == 24.0  # one false detection in an hour
+    assert res["triggers_per_hour"]["quiet"] == 3.0
 
 
 def test_baselines_trigger_on_a_quake_not_on_quiet_noise():
