@@ -533,14 +533,18 @@ def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     run["detections"]["model"] = [101.2, 500.0]
     win = {"roc_auc": 0.9, "average_precision": 0.9, "tpr_at_threshold": 0.5, "fpr_at_threshold": 0.01}
     meta = {"model_bytes": 1, "arena_bytes": 1, "macs": 1, "decision": {}}
-    res = summarise(win, [run], [], meta)
+    day = {"scenario": "quiet", "group": "quiet", "duration_s": 23 * 3600.0, "trigger_times": [50.0, 7000.0],
+           "quakes": [], "activities": [], "detections": {k: [] for k in METHODS}}
+    res = summarise(win, [run, day], [], meta)
     s = res["summary"]
     assert s["synthetic_quakes"] == 1 and s["synthetic_quakes_any_snr"] == 2  # the second is below SNR 8
     assert s["synthetic_detection_rate"]["model"] == 1.0 and s["synthetic_detection_rate"]["rule"] == 0.0
     assert s["node_trigger_rate_synthetic"] == 1.0
     assert s["node_trigger_median_delay_s_synthetic"] == pytest.approx(0.4)
     assert s["median_delay_after_p_s_synthetic"]["model"] == pytest.approx(1.2)
-    assert s["false_per_day_quiet_synthetic"]["model"] == 24.0  # one false detection in an hour
+    # one false detection in a day of the quiet site: its hour among the activity scenarios + 23 h alone
+    assert s["false_per_day_quiet_synthetic"]["model"] == 1.0 and s["quiet_synthetic_hours"] == 24.0
+    assert s["false_per_hour_by_scenario"]["quiet"]["model"] == 1.0  # the activity table: that hour only
     assert res["triggers_per_hour"]["quiet"] == 3.0
 
 
