@@ -195,7 +195,9 @@ def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, q
             for i, sc in enumerate(dataset.SCENARIOS)]
     path = None
     if cache_dir is not None:
+        fw = Path(dataset.__file__).resolve().parent.parent / "firmware"  # what the node's windows are made by
         src = b"".join(Path(m.__file__).read_bytes() for m in (dataset, synth_noise, synth_quake))
+        src += b"".join((fw / name).read_bytes() for name in dataset._FIRMWARE + ("pipeline.py", "trigger.py"))
         key = hashlib.sha256(json.dumps(jobs).encode() + src + Path(__file__).read_bytes()).hexdigest()[:16]
         path = Path(cache_dir) / ("node-windows-%s.npz" % key)
         if path.is_file():
