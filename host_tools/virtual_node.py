@@ -44,8 +44,10 @@ import math
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 import tty
 import zlib
@@ -355,6 +357,11 @@ def register(cli) -> None:
         except (ConfigError, WaveformError, VirtualNodeError, mpvm.VMUnavailable, ValueError, OSError) as e:
             prefix = "%s: invalid config: " % (config_path or "config") if isinstance(e, ConfigError) else ""
             raise _Error(prefix + str(e)) from None
+        # Ctrl-C sets a flag instead of raising: a KeyboardInterrupt landing inside Popen.poll() can
+        # leave its wait lock held, and stop()'s final wait() then hangs for ever.
+        interrupted = threading.Event()
+        main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set()) if main else None
         try:
             click.echo(vn.port)
             src = " + ".join(Path(w).name for w in waveform) if waveform else "sensor noise"
@@ -362,10 +369,12 @@ def register(cli) -> None:
                        % (vn.config["node_id"], vn.port, vn.board["sensor"]["type"].upper(), src, speed), err=True)
             click.echo("seismote: try `mpremote connect %s exec \"import seismote_vnode; print(seismote_vnode.node.health())\"`"
                        % vn.port, err=True)
-            while vn.alive():
-                time.sleep(0.5)
-            raise _Error("the virtual node stopped:\n%s" % vn.log_text()[-2000:])
-        except KeyboardInterrupt:
+            while not interrupted.wait(0.5):
+                if not vn.alive() and not interrupted.wait(0.2):  # a Ctrl-C reaches the VM's process too
+                    raise _Error("the virtual node stopped:\n%s" % vn.log_text()[-2000:])
+        except KeyboardInterrupt:  # a handler could not be set (not the main thread)
             pass
         finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
             vn.stop()
