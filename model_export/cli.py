@@ -52,6 +52,8 @@ def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = 
 
 
 def _group():
+    from .evaluate import TARGET_FPH
+
     @click.group("model")
     def model() -> None:
         """The on-node detector: data set, training, int8 export, evaluation."""
@@ -104,7 +106,7 @@ def _group():
     @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=ARTIFACT, show_default=True)
     @click.option("--cal-hours", type=float, default=2.0, show_default=True,
                   help="Hours per scenario of calibration recordings for the decision rule (0: window-level only).")
-    @click.option("--target-fph", type=float, default=0.5, show_default=True,
+    @click.option("--target-fph", type=float, default=TARGET_FPH, show_default=True,
                   help="False detections per hour under activity allowed in calibration (half the 1/h target: margin for held-out data).")
     def export_cmd(data_dir: Path, train_dir: Path, out_dir: Path, cal_hours: float, target_fph: float) -> None:
         """Full-int8 TFLite + model.json + golden vectors, checked in TFLM and LiteRT."""

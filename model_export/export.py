@@ -33,6 +33,7 @@ from ..firmware import detector as fwdetector
 from ..firmware.config import PIPELINE_RATE_HZ
 from ..firmware.detector_input import CHANNELS, WINDOW
 from . import tflm
+from .evaluate import TARGET_FPH
 from .model import ALLOWED_OPS, INPUT_SCALE, ModelSpec, build_model, to_input
 
 GOLDEN_MAGIC = b"SMGV"
@@ -191,7 +192,7 @@ def _val_scores(ds, model: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: float = 2.0, confirm_n: int = 2,
-           stride: int = 5, probe: bool = True, cal_hours: float = 0.0, target_fph: float = 0.3, workers: int = 2,
+           stride: int = 5, probe: bool = True, cal_hours: float = 0.0, target_fph: float = TARGET_FPH, workers: int = 2,
            progress=None) -> dict:
     """Convert train_dir/model.keras; write the artifact into out_dir; return model.json's content."""
     import keras
