@@ -189,16 +189,19 @@ def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, q
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from . import dataset, synth_noise, synth_quake
+    from . import dataset
 
     jobs = [(sc, seed + i, hours, keep, max_runs, NODE_SENSORS[i % len(NODE_SENSORS)], quakes_per_hour)
             for i, sc in enumerate(dataset.SCENARIOS)]
     path = None
     if cache_dir is not None:
-        fw = Path(dataset.__file__).resolve().parent.parent / "firmware"  # what the node's windows are made by
-        src = b"".join(Path(m.__file__).read_bytes() for m in (dataset, synth_noise, synth_quake))
-        src += b"".join((fw / name).read_bytes() for name in dataset._FIRMWARE + ("pipeline.py", "trigger.py"))
-        key = hashlib.sha256(json.dumps(jobs).encode() + src + Path(__file__).read_bytes()).hexdigest()[:16]
+        # the source that makes the windows: the recordings, the node's firmware, the replay path
+        here = Path(__file__).resolve().parent
+        sources = [here / m for m in dataset._MODULES + ("train.py", "evaluate.py")]
+        sources += [here.parent / "firmware" / m for m in dataset._FIRMWARE + ("pipeline.py", "trigger.py")]
+        sources += [here.parent / "host_tools" / m for m in ("waveforms.py", "replay.py")]
+        shas = {str(p.relative_to(here.parent)): dataset._sha_file(p) for p in sources}
+        key = hashlib.sha256(json.dumps([jobs, shas], sort_keys=True).encode()).hexdigest()[:16]
         path = Path(cache_dir) / ("node-windows-%s.npz" % key)
         if path.is_file():
             with np.load(path) as z:
