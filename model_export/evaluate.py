@@ -588,7 +588,6 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
     fph_all = {m: round(sum(v[m] for v in false_by_scenario.values()) / all_hours, 3) if all_hours else None for m in METHODS}
 
     real_vis = [r for r in real_runs if r["visible"]]
-    real_pos = [r for r in real_runs if r["positive"]]
     real_scores = [(r, score_real(r)) for r in real_runs]
     real_hours = sum(real_noise_s(r) for r in real_runs) / 3600
     real_false = {m: sum(len(s[m]["false"]) for _, s in real_scores) for m in METHODS}
