@@ -15,7 +15,10 @@ quake they are exactly the inputs a deployed model must reject (a passing truck 
 after the trigger, a door, a knock), which windows cut around event onsets cover only in part;
 after a trigger a quake set off (quakes are inserted, 2.5 <= M <= 7.5, visible at 4x the background)
 they are what it must confirm, aligned as the node aligns them. The same is done with other seeds
-for the val split. Early stopping on the val loss (best weights kept).
+for the val split. Early stopping on the val loss (best weights kept). A run whose score is the same
+for every val window after COLLAPSE_EPOCHS epochs (every ReLU dead: it happened when the data or the
+input coding changed) starts again from another initialisation at a third of the learning rate, at
+most MAX_RESTARTS times; train.json records the restarts.
 Classes are weighted to balance (n / (2 n_class)). Augmentation, exact on int8 windows
 (detector_input.quantize is symmetric): the sign of all three axes flipped together (ground
 motion has no preferred polarity), the two horizontal axes swapped and each one's sign flipped
@@ -256,6 +259,59 @@ def lowpass(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(y * (127.0 / peak)), -127, 127).astype(np.int8)
 
 
+MAX_RESTARTS = 2
+COLLAPSE_EPOCHS = 3  # epochs after which a constant output counts as collapsed
+
+
+def _fit(cfg, xtr, ytr, sw, xva_f, yva, lr, t0, progress):
+    """One training run: (model, (best val loss, epoch), best weights, history), or None if collapsed."""
+    import keras
+
+    model = build_model(cfg.spec)
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="pr_auc")],
+    )
+    best = (np.inf, -1)
+    best_weights = model.get_weights()
+    history: list[dict] = []
+    since_best = 0
+    for epoch in range(cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        xe = augment(xtr, rng, cfg.augment) if cfg.augment else xtr
+        if cfg.lowpass_p > 0:
+            sel = rng.random(len(xe)) < cfg.lowpass_p
+            xe = xe.copy()
+            xe[sel] = lowpass(xe[sel])
+        order = rng.permutation(len(xe))
+        h = model.fit(to_input(xe[order]), ytr[order], batch_size=cfg.batch_size, epochs=1, shuffle=False,
+                      sample_weight=sw[order], verbose=0)
+        val = model.evaluate(xva_f, yva, batch_size=1024, verbose=0, return_dict=True)
+        logs = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]), "val_loss": float(val["loss"]),
+                "val_auc": float(val["auc"]), "val_pr_auc": float(val["pr_auc"]), "lr": lr, "s": round(time.time() - t0, 1)}
+        history.append(logs)
+        if epoch + 1 == COLLAPSE_EPOCHS:
+            spread = float(np.std(model.predict_on_batch(xva_f[:4096])))
+            if not spread > 1e-5:  # one score for every window (or NaN): nothing left to learn with
+                return None
+        if logs["val_loss"] < best[0] - 1e-4:
+            best = (logs["val_loss"], epoch + 1)
+            best_weights = model.get_weights()
+            since_best = 0
+        else:
+            since_best += 1
+            if since_best == cfg.patience // 2:  # plateau: lower the learning rate once per plateau
+                lr *= 0.3
+                model.optimizer.learning_rate.assign(lr)
+        if progress is not None:
+            progress(epoch + 1, cfg.epochs, logs)
+        if since_best >= cfg.patience:
+            break
+    model.set_weights(best_weights)
+    return model, best, best_weights, history
+
+
 def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dict], None] | None = None,
           cache_dir: Path | None = None) -> dict:
     """Train on ds's train split; write out_dir/model.keras and out_dir/train.json; return the summary.
@@ -290,46 +346,20 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
     sw = np.where(ytr == 1, weights[1], weights[0]).astype(np.float32)
     sw *= np.where(np.char.startswith(ktr, "real:"), np.float32(cfg.real_weight), np.float32(1.0))
     sw *= np.where(early, np.float32(cfg.early_weight), np.float32(1.0))
-    model = build_model(cfg.spec)
-    model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="pr_auc")],
-    )
     xva_f = to_input(xva)
-    best = (np.inf, -1)
-    best_weights = model.get_weights()
-    history: list[dict] = []
     t0 = time.time()
-    lr = cfg.learning_rate
-    since_best = 0
-    for epoch in range(cfg.epochs):
-        rng = np.random.default_rng([cfg.seed, epoch])
-        xe = augment(xtr, rng, cfg.augment) if cfg.augment else xtr
-        if cfg.lowpass_p > 0:
-            sel = rng.random(len(xe)) < cfg.lowpass_p
-            xe = xe.copy()
-            xe[sel] = lowpass(xe[sel])
-        order = rng.permutation(len(xe))
-        h = model.fit(to_input(xe[order]), ytr[order], batch_size=cfg.batch_size, epochs=1, shuffle=False,
-                      sample_weight=sw[order], verbose=0)
-        val = model.evaluate(xva_f, yva, batch_size=1024, verbose=0, return_dict=True)
-        logs = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]), "val_loss": float(val["loss"]),
-                "val_auc": float(val["auc"]), "val_pr_auc": float(val["pr_auc"]), "lr": lr, "s": round(time.time() - t0, 1)}
-        history.append(logs)
-        if logs["val_loss"] < best[0] - 1e-4:
-            best = (logs["val_loss"], epoch + 1)
-            best_weights = model.get_weights()
-            since_best = 0
-        else:
-            since_best += 1
-            if since_best == cfg.patience // 2:  # plateau: lower the learning rate once per plateau
-                lr *= 0.3
-                model.optimizer.learning_rate.assign(lr)
-        if progress is not None:
-            progress(epoch + 1, cfg.epochs, logs)
-        if since_best >= cfg.patience:
+    restarts = 0
+    while True:
+        # a network whose ReLUs all die early gives one constant score for ever (seen when the data
+        # or the input coding changes): start again from another initialisation, more gently
+        fit = _fit(cfg, xtr, ytr, sw, xva_f, yva, cfg.learning_rate / 3.0 ** restarts, t0, progress)
+        if fit is not None or restarts >= MAX_RESTARTS:
             break
+        restarts += 1
+        keras.utils.set_random_seed(cfg.seed + 1000 * restarts)
+    if fit is None:
+        raise RuntimeError("training collapsed to a constant output %d times; lower TrainConfig.learning_rate" % (restarts + 1))
+    model, best, best_weights, history = fit
     model.set_weights(best_weights)
     model.save(out_dir / "model.keras")
     summary = {
@@ -342,6 +372,7 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
         "best_epoch": best[1],
         "best_val_loss": best[0],
         "epochs_run": len(history),
+        "restarts": restarts,
         "seconds": round(time.time() - t0, 1),
         "macs": macs(cfg.spec),
         "params": int(model.count_params()),

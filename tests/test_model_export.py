@@ -85,6 +85,18 @@ def test_training_is_reproducible(small_ds, trained, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
     assert res["data_fingerprint"] == small_ds.fingerprint
     assert sum(res["node_trigger_windows"]["train"].values()) > 0
+    assert res["restarts"] == 0
+
+
+def test_training_that_collapses_to_a_constant_score_restarts_then_fails_clearly(small_ds, tmp_path):
+    from seismote.model_export.model import ModelSpec
+    from seismote.model_export.train import MAX_RESTARTS, TrainConfig, train
+
+    # a learning rate far too high kills every ReLU in the first steps: the score is then constant
+    cfg = TrainConfig(seed=3, epochs=4, batch_size=64, spec=ModelSpec(**TINY), node_hours=0.0, learning_rate=300.0)
+    with pytest.raises(RuntimeError, match="collapsed to a constant output %d times" % (MAX_RESTARTS + 1)):
+        train(small_ds, cfg, tmp_path)
+    assert not (tmp_path / "model.keras").exists()
 
 
 def test_export_contract(exported):
