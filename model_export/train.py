@@ -264,7 +264,7 @@ COLLAPSE_EPOCHS = 3  # epochs after which a constant output counts as collapsed
 
 
 def _fit(cfg, xtr, ytr, sw, xva_f, yva, lr, t0, progress):
-    """One training run: (model, (best val loss, epoch), best weights, history), or None if collapsed."""
+    """One training run: (model with its best weights, (best val loss, epoch), history), or None if collapsed."""
     import keras
 
     model = build_model(cfg.spec)
@@ -309,7 +309,7 @@ def _fit(cfg, xtr, ytr, sw, xva_f, yva, lr, t0, progress):
         if since_best >= cfg.patience:
             break
     model.set_weights(best_weights)
-    return model, best, best_weights, history
+    return model, best, history
 
 
 def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dict], None] | None = None,
@@ -359,8 +359,7 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
         keras.utils.set_random_seed(cfg.seed + 1000 * restarts)
     if fit is None:
         raise RuntimeError("training collapsed to a constant output %d times; lower TrainConfig.learning_rate" % (restarts + 1))
-    model, best, best_weights, history = fit
-    model.set_weights(best_weights)
+    model, best, history = fit
     model.save(out_dir / "model.keras")
     summary = {
         "config": cfg.to_dict(),
