@@ -15,7 +15,7 @@ Grillo, CC BY-SA 4.0). Prints one JSON line per family and target.
 
     python benchmarks/decision_rules.py [--model firmware/model] [--target 0.5 1.0] [--workers 2]
 
-Tracing the 85 h of recordings takes about 25 min on 2 cores; the traces are kept in
+Tracing the 80 h of recordings takes about 25 min on 2 cores; the traces are kept in
 build/bench/decision_rules/ under the model's hash, so a second run only replays them.
 """
 
@@ -26,8 +26,6 @@ import hashlib
 import json
 import pickle
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -37,24 +35,18 @@ from seismote.model_export import evaluate as E  # noqa: E402
 from seismote.model_export import real  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CAL_HOURS = 2.0  # the CLI's --cal-hours default
+CUSUM_KS = range(-40, 100, 4)
+CUSUM_HS = (1, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768)
 
 
 def traces(model_dir: Path, which: str, workers: int) -> list[dict]:
+    """The calibration's recordings and real val events ("cal"), or the evaluation's and the real test events."""
     if which == "cal":
-        jobs = [(sc, E.CAL_SEED + i, CAL_HOURS, 4.0, model_dir, "activity") for i, sc in enumerate(E._scenarios())]
-        jobs += [(sc, E.CAL_SEED + 100 + i, CAL_HOURS, 40.0, model_dir, "quakes") for i, sc in enumerate(("quiet", "home", "office", "street"))]
-        events = real.split_events(0)["val"]
+        jobs = E.calibration_jobs(model_dir, E.CAL_HOURS, E.CAL_HOURS)
     else:
-        jobs = sorted(((sc, seed, h, qph, model_dir, g) for sc, seed, h, qph, g in E.plan(3.0, 3.0, E.QUIET_HOURS)), key=lambda j: -j[2])
-        events = real.split_events(0)["test"]
-    runs: list[dict] = []
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as ex:
-        futs = [ex.submit(E._trace_job, j) for j in jobs] + [ex.submit(E._real_trace_job, (e, model_dir)) for e in events]
-        for f in futs:
-            r = f.result()
-            runs.extend(r if isinstance(r, list) else [r])
-    return runs
+        plan = E.plan(E.EVAL_HOURS, E.EVAL_HOURS, E.QUIET_HOURS)
+        jobs = sorted(((sc, seed, h, qph, model_dir, g) for sc, seed, h, qph, g in plan), key=lambda j: -j[2])
+    return E.trace_runs(jobs, real.split_events(0)["val" if which == "cal" else "test"], model_dir, workers)
 
 
 def as_arrays(runs: list[dict]) -> list[dict]:
@@ -84,46 +76,23 @@ def cusum(events: list[dict], k: int, h: int, min_pga_gal: float, max_runs: int 
 
 
 def rules():
-    for n in (1, 2, 3, 4, 6, 8):
-        for mr in (0, 40):
-            for on in range(-128, 128, 4):
-                for hyst in (0, 32, 256):
-                    if not (mr and mr < n):
-                        yield {"family": "consecutive", "confirm_n": n, "max_runs": mr, "on_q": on, "off_q": max(-128, on - hyst)}
-    for k in range(-40, 100, 4):
-        for h in (1, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768):
+    """(rule, tie-break) pairs: the calibration's own grid of the node's rule, then the CUSUMs."""
+    for n, mr, on_q, off_q in E.consecutive_rules():
+        yield {"family": "consecutive", "confirm_n": n, "max_runs": mr, "on_q": on_q, "off_q": off_q}, on_q
+    for k in CUSUM_KS:
+        for h in CUSUM_HS:
             for mr in (0, 40):
-                yield {"family": "cusum", "k": k, "h": h, "max_runs": mr}
+                yield {"family": "cusum", "k": k, "h": h, "max_runs": mr}, k
 
 
-def detections(rule: dict, run: dict) -> list[float]:
+def detector(rule: dict):
     if rule["family"] == "cusum":
-        return cusum(run["events"], rule["k"], rule["h"], run["min_pga_gal"], rule["max_runs"])
-    return E.simulate(run["events"], rule["on_q"], rule["off_q"], rule["confirm_n"], run["min_pga_gal"], rule["max_runs"])
+        return lambda r: cusum(r["events"], rule["k"], rule["h"], r["min_pga_gal"], rule["max_runs"])
+    return lambda r: E.simulate(r["events"], rule["on_q"], rule["off_q"], rule["confirm_n"], r["min_pga_gal"], rule["max_runs"])
 
 
-def score(runs: list[dict], rule: dict) -> dict:
-    n_syn = sum(len(r["quakes"]) for r in runs if r["group"] != "real")
-    n_real = sum(len(r["quakes"]) for r in runs if r["group"] == "real")
-    act_h = sum(r["duration_s"] for r in runs if r["group"] == "activity" and r["scenario"] != "quiet") / 3600
-    quiet_h = sum(r["duration_s"] for r in runs if r["group"] == "quiet") / 3600
-    hits = {"syn": 0, "real": 0}
-    delays: list[float] = []
-    syn_delays: list[float] = []
-    false = quiet_false = 0
-    for r in runs:
-        m = E.match(detections(rule, r), r["quakes"], r["activities"])
-        d = [x for x in m["delays"] if x is not None]
-        hits["real" if r["group"] == "real" else "syn"] += len(d)
-        delays += d
-        syn_delays += d if r["group"] != "real" else []
-        false += len(m["false"]) if r["group"] == "activity" and r["scenario"] != "quiet" else 0
-        quiet_false += len(m["false"]) if r["group"] == "quiet" else 0
-    return {"detected_synthetic": round(hits["syn"] / max(1, n_syn), 3), "detected_real": round(hits["real"] / n_real, 3) if n_real else None,
-            "false_per_hour_activity": round(false / act_h, 2) if act_h else None,
-            "false_per_day_quiet": round(24 * quiet_false / quiet_h, 2) if quiet_h else None,
-            "median_delay_s": round(float(np.median(delays)), 2) if delays else None,
-            "median_delay_synthetic_s": round(float(np.median(syn_delays)), 2) if syn_delays else None}
+def rounded(m: dict) -> dict:
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in m.items()}
 
 
 def main() -> None:
@@ -145,15 +114,13 @@ def main() -> None:
             a.cache.mkdir(parents=True, exist_ok=True)
             path.write_bytes(pickle.dumps(runs[which]))
         as_arrays(runs[which])
-    table = [(rule, score(runs["cal"], rule)) for rule in rules()]
+    table = [(rule, tie, E.rule_metrics(runs["cal"], detector(rule))) for rule, tie in rules()]
     for target in a.target:
         for family in ("consecutive", "cusum"):
-            ok = [(r, s) for r, s in table if r["family"] == family and s["false_per_hour_activity"] <= target]
-            if not ok:
-                continue
-            # calibrate_decision's choice: most detected (synthetic + real), then the shorter delay
-            rule, cal = max(ok, key=lambda rs: (rs[1]["detected_synthetic"] + (rs[1]["detected_real"] or 0.0), -(rs[1]["median_delay_s"] or 99.0)))
-            print(json.dumps({"target_fph": target, "rule": rule, "calibration": cal, "held_out": score(runs["eval"], rule)}), flush=True)
+            # the export's choice (evaluate.choice_key), within each family
+            rule, _, cal = max((t for t in table if t[0]["family"] == family), key=lambda t: E.choice_key(t[2], target, t[1]))
+            print(json.dumps({"target_fph": target, "rule": rule, "calibration": rounded(cal),
+                              "held_out": rounded(E.rule_metrics(runs["eval"], detector(rule)))}), flush=True)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = 
 
 
 def _group():
-    from .evaluate import TARGET_FPH
+    from .evaluate import CAL_HOURS, TARGET_FPH
 
     @click.group("model")
     def model() -> None:
@@ -104,7 +104,7 @@ def _group():
     @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)
     @click.option("--train-dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "train", show_default=True)
     @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=ARTIFACT, show_default=True)
-    @click.option("--cal-hours", type=float, default=2.0, show_default=True,
+    @click.option("--cal-hours", type=float, default=CAL_HOURS, show_default=True,
                   help="Hours per scenario of calibration recordings for the decision rule (0: window-level only).")
     @click.option("--target-fph", type=float, default=TARGET_FPH, show_default=True,
                   help="False detections per hour under activity allowed in calibration (half the 1/h target: margin for held-out data).")

@@ -302,66 +302,118 @@ def _real_trace_job(args) -> list[dict]:
 
 
 CAL_SEED = 5001  # calibration recordings: neither the data set's nor the evaluation's seeds
+CAL_HOURS = 2.0  # hours per scenario of calibration recordings (`seismote model export --cal-hours`)
 TARGET_FPH = 0.5  # false detections per hour under activity allowed in calibration: half the 1/h target, a margin for held-out data
 
 
-def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float = 1.0, target_fph: float = TARGET_FPH,
-                       confirm_ns=(1, 2, 3, 4, 6, 8), max_runs=(0, 40), on_qs=tuple(range(-128, 128, 4)),
-                       hysteresis=(0, 32, 256), real_events=(), workers: int = 2, progress=None) -> dict:
-    """Pick (on_q, off_q, confirm_n, max_runs) on calibration recordings through the node pipeline.
-
-    Maximises the fraction of quakes detected (synthetic, plus the visible records of the real
-    val events given in `real_events`, each set counting equally) subject to false detections per
-    hour over the activity scenarios <= target_fph; ties go to the shorter median delay after P,
-    then the higher on_q.
-    """
-    say = progress or (lambda stage, done, total: None)
-    model_dir = Path(model_dir).resolve()
+def calibration_jobs(model_dir: Path, hours: float, quake_hours: float) -> list[tuple]:
+    """The calibration recordings, as `_trace_job` arguments: every scenario, then quake-rich ones."""
     jobs = [(sc, CAL_SEED + i, hours, 4.0, model_dir, "activity") for i, sc in enumerate(_scenarios())]
-    jobs += [(sc, CAL_SEED + 100 + i, quake_hours, 40.0, model_dir, "quakes") for i, sc in enumerate(("quiet", "home", "office", "street"))]
-    runs = []
+    return jobs + [(sc, CAL_SEED + 100 + i, quake_hours, 40.0, model_dir, "quakes") for i, sc in enumerate(("quiet", "home", "office", "street"))]
+
+
+def trace_runs(jobs: list[tuple], real_events, model_dir: Path, workers: int = 2, progress=None,
+               stage: str = "calibration recordings") -> list[dict]:
+    """Score traces (trace_record) of the recordings `jobs` and of the real events' records."""
+    say = progress or (lambda stage, done, total: None)
+    runs: list[dict] = []
     total = len(jobs) + len(real_events)
-    say("calibration recordings", 0, total)
+    say(stage, 0, total)
     with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
         futs = [ex.submit(_trace_job, j) for j in jobs] + [ex.submit(_real_trace_job, (e, model_dir)) for e in real_events]
         for i, f in enumerate(futs):
             r = f.result()
             runs.extend(r if isinstance(r, list) else [r])
-            say("calibration recordings", i + 1, total)
-    act_hours = sum(r["duration_s"] for r in runs if r["group"] == "activity" and r["scenario"] != "quiet") / 3600
-    n_quakes = sum(len(r["quakes"]) for r in runs)
+            say(stage, i + 1, total)
+    return runs
+
+
+def rule_metrics(runs: list[dict], detect) -> dict:
+    """How a decision rule does on traced runs; `detect(run)` gives its detection times.
+
+    detected: share of the synthetic quakes; detected_real: of the real records' (None without any);
+    false_per_hour: under activity (quiet scenario left out); false_per_day_quiet: over the "quiet"
+    group (None without one); median delays after P in s (99.0 without any detection).
+    """
     n_syn = sum(len(r["quakes"]) for r in runs if r["group"] != "real")
-    n_real = n_quakes - n_syn
+    n_real = sum(len(r["quakes"]) for r in runs if r["group"] == "real")
+    act_hours = sum(r["duration_s"] for r in runs if r["group"] == "activity" and r["scenario"] != "quiet") / 3600
+    quiet_hours = sum(r["duration_s"] for r in runs if r["group"] == "quiet") / 3600
+    hits, hits_real, false, quiet_false = 0, 0, 0, 0
+    delays: list[float] = []
+    syn_delays: list[float] = []
+    for r in runs:
+        sc = match(detect(r), r["quakes"], r["activities"])
+        d = [x for x in sc["delays"] if x is not None]
+        if r["group"] == "real":
+            hits_real += len(d)
+        else:
+            hits += len(d)
+            syn_delays += d
+        delays += d
+        if r["group"] == "activity" and r["scenario"] != "quiet":
+            false += len(sc["false"])
+        elif r["group"] == "quiet":
+            quiet_false += len(sc["false"])
+    return {"detected": hits / max(1, n_syn), "detected_real": hits_real / n_real if n_real else None,
+            "false_per_hour": false / act_hours if act_hours else 0.0,
+            "false_per_day_quiet": 24.0 * quiet_false / quiet_hours if quiet_hours else None,
+            "median_delay_s": float(np.median(delays)) if delays else 99.0,
+            "median_delay_synthetic_s": float(np.median(syn_delays)) if syn_delays else 99.0,
+            "quakes": n_syn, "real_quakes": n_real}
+
+
+def choice_key(m: dict, target_fph: float, tie: int = 0) -> tuple:
+    """Sort key of calibration's choice (the largest wins): within target_fph, the most quakes detected
+    (synthetic and real counting equally), then the shorter median delay, then `tie`; beyond it, the
+    fewest false detections."""
+    frac = m["detected"] + (m["detected_real"] or 0.0)
+    ok = m["false_per_hour"] <= target_fph
+    return (ok, frac if ok else -m["false_per_hour"], -m["median_delay_s"] if ok else frac, tie)
+
+
+def consecutive_rules(confirm_ns=(1, 2, 3, 4, 6, 8), max_runs=(0, 40), on_qs=tuple(range(-128, 128, 4)), hysteresis=(0, 32, 256)):
+    """The node's decision rules calibration tries: (confirm_n, max_runs, on_q, off_q)."""
+    for n in confirm_ns:
+        for mr in max_runs:
+            for on_q in on_qs:
+                for hyst in hysteresis:
+                    if not (mr and mr < n):
+                        yield n, mr, on_q, max(-128, on_q - hyst)
+
+
+def choose_consecutive(runs: list[dict], target_fph: float, rules) -> dict:
+    """The node's rule among `rules` that calibration picks on traced `runs`, with every rule's row."""
     best = None
     table = []
-    grid = [(n, mr, q, h) for n in confirm_ns for mr in max_runs for q in on_qs for h in hysteresis if not (mr and mr < n)]
-    for n, mr, on_q, hyst in grid:
-        off_q = max(-128, on_q - hyst)
-        hits, hits_real, delays, false = 0, 0, [], 0
-        for r in runs:
-            dets = simulate(r["events"], on_q, off_q, n, r["min_pga_gal"], mr)
-            sc = match(dets, r["quakes"], r["activities"])
-            h = sum(d is not None for d in sc["delays"])
-            if r["group"] == "real":
-                hits_real += h
-            else:
-                hits += h
-            delays += [d for d in sc["delays"] if d is not None]
-            if r["group"] == "activity" and r["scenario"] != "quiet":
-                false += len(sc["false"])
-        fph = false / act_hours if act_hours else 0.0
-        med = float(np.median(delays)) if delays else 99.0
-        frac = hits / max(1, n_syn) + (hits_real / n_real if n_real else 0.0)
-        row = {"on_q": on_q, "off_q": off_q, "confirm_n": n, "max_runs": mr, "detected": round(hits / max(1, n_syn), 4),
-               "detected_real": round(hits_real / n_real, 4) if n_real else None,
-               "false_per_hour": round(fph, 3), "median_delay_s": round(med, 2)}
+    for n, mr, on_q, off_q in rules:
+        m = rule_metrics(runs, lambda r: simulate(r["events"], on_q, off_q, n, r["min_pga_gal"], mr))
+        row = {"on_q": on_q, "off_q": off_q, "confirm_n": n, "max_runs": mr, "detected": round(m["detected"], 4),
+               "detected_real": round(m["detected_real"], 4) if m["detected_real"] is not None else None,
+               "false_per_hour": round(m["false_per_hour"], 3), "median_delay_s": round(m["median_delay_s"], 2)}
         table.append(row)
-        ok = fph <= target_fph
-        key = (ok, frac if ok else -fph, -med if ok else frac, on_q)
+        key = choice_key(m, target_fph, on_q)
         if best is None or key > best[0]:
             best = (key, row)
-    return {"chosen": best[1], "target_false_per_hour": target_fph, "hours": round(sum(r["duration_s"] for r in runs) / 3600, 2),
-            "quakes": n_syn, "real_events": list(real_events), "real_quakes": n_real, "seed": CAL_SEED, "table": table}
+    return {"chosen": best[1] if best else None, "table": table}
+
+
+def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float = 1.0, target_fph: float = TARGET_FPH,
+                       rules=None, real_events=(), workers: int = 2, progress=None) -> dict:
+    """Pick (on_q, off_q, confirm_n, max_runs) on calibration recordings through the node pipeline.
+
+    Among `rules` (default: every one of `consecutive_rules()`), maximises the fraction of quakes
+    detected (synthetic, plus the visible records of the real val events given in `real_events`,
+    each set counting equally) subject to false detections per hour over the activity scenarios
+    <= target_fph; ties go to the shorter median delay after P, then the higher on_q (`choice_key`).
+    """
+    model_dir = Path(model_dir).resolve()
+    runs = trace_runs(calibration_jobs(model_dir, hours, quake_hours), real_events, model_dir, workers, progress)
+    chosen = choose_consecutive(runs, target_fph, consecutive_rules() if rules is None else rules)
+    counts = rule_metrics(runs, lambda r: [])
+    return {"chosen": chosen["chosen"], "target_false_per_hour": target_fph, "hours": round(sum(r["duration_s"] for r in runs) / 3600, 2),
+            "quakes": counts["quakes"], "real_events": list(real_events), "real_quakes": counts["real_quakes"], "seed": CAL_SEED,
+            "table": chosen["table"]}
 
 
 def _scenarios():
@@ -464,6 +516,7 @@ def window_metrics(ds, model: bytes, on_q: int) -> dict:
 # --- the whole evaluation -----------------------------------------------------------------------
 
 
+EVAL_HOURS = 3.0  # hours per scenario of held-out recordings, and of quake-rich ones
 QUIET_HOURS = 24.0  # the quiet site without quakes, in QUIET_PARTS recordings (one per worker)
 QUIET_PARTS = 2
 
@@ -493,8 +546,8 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
     meta = json.loads((model_dir / "model.json").read_text())
     model = (model_dir / "model.tflite").read_bytes()
     small = bool(getattr(ds, "config", {}).get("small", False)) if isinstance(getattr(ds, "config", None), dict) else False
-    hours = hours if hours is not None else (0.1 if small else 3.0)
-    quake_hours = quake_hours if quake_hours is not None else (0.1 if small else 3.0)
+    hours = hours if hours is not None else (0.1 if small else EVAL_HOURS)
+    quake_hours = quake_hours if quake_hours is not None else (0.1 if small else EVAL_HOURS)
     quiet_hours = quiet_hours if quiet_hours is not None else (0.2 if small else QUIET_HOURS)
 
     say("test windows", 0, 1)

@@ -527,6 +527,27 @@ def test_decision_replayed_from_score_traces():
     assert simulate(ev, 80, 30, 1, 1.0) == [10.3]  # confirmed at 10.2, reported once the PGA reaches 1 gal
 
 
+def test_calibration_picks_the_most_detections_within_the_false_rate_then_the_shortest_delay():
+    """evaluate.choose_consecutive on traced runs: a door in an hour of activity, one quake (P at 100 s)."""
+    from seismote.model_export.evaluate import choose_consecutive, rule_metrics, simulate
+
+    door = {"onset_t": 30.0, "trace": [(30.1, 60, 5.0), (30.2, 60, 5.0), (30.3, -90, 5.0)]}
+    quake = {"onset_t": 100.2, "trace": [(100.3, 20, 5.0), (100.4, 70, 5.0), (100.5, 90, 5.0), (100.6, 90, 5.0), (100.7, 90, 5.0)]}
+    runs = [{"group": "activity", "scenario": "home", "duration_s": 3600.0, "events": [door], "min_pga_gal": 1.0,
+             "quakes": [], "activities": [{"kind": "door", "t_s": 30.0, "dur_s": 1.0}]},
+            {"group": "quakes", "scenario": "home", "duration_s": 3600.0, "events": [quake], "min_pga_gal": 1.0,
+             "quakes": [{"p_s": 100.0, "end_s": 160.0}], "activities": []}]
+    rules = [(1, 0, 50, 50), (3, 0, 80, 80), (2, 0, 80, 80), (1, 0, 95, 95)]
+    m = rule_metrics(runs, lambda r: simulate(r["events"], 50, 50, 1, r["min_pga_gal"]))
+    assert (m["detected"], m["false_per_hour"], m["quakes"], m["detected_real"]) == (1.0, 1.0, 1, None)
+    assert round(m["median_delay_s"], 6) == 0.4
+    # q >= 50 once catches the door; 3 or 2 at >= 80 do not, and 2 confirm sooner; 95 is never reached
+    assert choose_consecutive(runs, 0.5, rules)["chosen"]["confirm_n"] == 2
+    got = choose_consecutive(runs, 1.0, rules)
+    assert (got["chosen"]["on_q"], got["chosen"]["median_delay_s"]) == (50, 0.4)  # the door is allowed now: fastest
+    assert [r["detected"] for r in got["table"]] == [1.0, 1.0, 1.0, 0.0]
+
+
 def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     """A detection from P - 2 s to the end of the shaking detects the quake (the first one gives the delay);
     any other is false, charged to the activity under way; the node's trigger delay is reported beside."""
