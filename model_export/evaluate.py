@@ -30,6 +30,9 @@ What is measured (all on data the model never saw in training):
    a quake, are false (real noise: the node-day figure); detections after P + 90 s are listed but
    not counted (the event's coda and aftershocks, which the catalogue misses minutes after a large
    event: both the model and the rule fire on the same ones).
+4. The targets (`targets`): each headline figure against the detector's target with a 95%
+   interval (exact binomial, exact Poisson, order statistics for the median delay); a target is
+   met only if the whole interval meets it, since 18 h of activity or 18 real records are few.
 Writes report.md, the figures, results.json, and the headline metrics into model.json.
 """
 
@@ -43,6 +46,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+
+from .node_windows import Probe, drive, node_model
+
 
 METHODS = ("model", "rule", "openeew", "rsudp")
 LABELS = {"model": "node + model", "rule": "node, rule only", "openeew": "OpenEEW STA/LTA", "rsudp": "rsudp STA/LTA"}
@@ -94,62 +100,6 @@ def rsudp_trigger(acc: np.ndarray, rate: float, sta_s: float = 6.0, lta_s: float
 
 
 # --- the node -----------------------------------------------------------------------------------
-
-
-def node_model(sensor: str, model_dir: Path | None = None):
-    """The default node with this sensor (and the model in `model_dir`, None: the rule)."""
-    from ..firmware import config as fwconfig
-    from ..host_tools.replay import NodeModel
-
-    return NodeModel(fwconfig.validate({"node_id": "eval", "sensor": {"type": sensor}}), model_dir)
-
-
-class Probe:
-    """A stand-in firmware Detector that never confirms, so the pipeline asks it for an inference
-    every `stride` samples for the whole of every event (at most `max_runs`). Subclasses look at
-    the window in `buf` (`infer`) or at the score (`update`); `pipe` and `offset` (the segment's
-    start, s) are set by `drive`."""
-
-    def __init__(self, stride: int = 5, max_runs: int = 0, buf=None):
-        from array import array
-
-        from ..firmware.detector_input import CHANNELS, WINDOW
-
-        self.window, self.stride, self.size = WINDOW, stride, WINDOW * CHANNELS
-        self.buf = array("b", bytes(self.size)) if buf is None else buf
-        self.max_runs = max_runs
-        self.confirmed = False
-        self.peak_q = -128
-        self.pipe = None
-        self.offset = 0.0
-
-    def reset(self):
-        self.confirmed = False
-        self.peak_q = -128
-
-    def infer(self, window=None):
-        return -128
-
-    def update(self, q):
-        return False
-
-
-def drive(rec, node, probe: Probe) -> list[tuple[float, int]]:
-    """Run `rec` through `node`'s pipeline (resampled to the sensor rate, in counts) with `probe` as
-    its detector; return the triggers as (segment offset s, pipeline sample)."""
-    from ..firmware import pipeline as fwpipeline
-
-    r = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
-    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=probe)
-    probe.pipe = pipe
-    onsets = []
-    for seg in r.segments:
-        pipe.reset()
-        probe.offset = seg.offset_s
-        for x, y, z in node.to_counts(seg.data).tolist():
-            if pipe.push(x, y, z) == fwpipeline.TRIGGER:
-                onsets.append((seg.offset_s, pipe.n))
-    return onsets
 
 
 def node_detections(rec, sensor: str, model_dir: Path | None) -> tuple[list[float], list[float]]:
@@ -699,7 +649,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "budgets": {"model_bytes": meta["model_bytes"], "arena_measured_bytes": meta.get("arena_measured_bytes"),
                     "arena_bytes": meta["arena_bytes"], "macs": meta["macs"]},
     }
-    return {
+    out = {
         "summary": summary,
         "windows": win,
         "quakes": quakes,
@@ -713,6 +663,104 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "real": [{k: r[k] for k in ("name", "event_id", "device", "label", "mag", "epi_km", "p_s", "duration_s")}
                  | {m: s[m] for m in METHODS} for r, s in real_scores],
     }
+    summary["targets"] = targets(out)
+    return out
+
+
+# --- the issue's targets, with 95% intervals ----------------------------------------------------
+
+CONFIDENCE = 0.95
+
+
+def rate_interval(k: int, n: int) -> list[float] | None:
+    """Exact (Clopper-Pearson) interval of a detection rate, k of n."""
+    from scipy.stats import binomtest
+
+    if not n:
+        return None
+    ci = binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+
+
+def count_interval(k: int, exposure: float) -> list[float] | None:
+    """Exact (Garwood) interval of a Poisson rate: k events in `exposure` (hours, days, ...)."""
+    from scipy.stats import chi2
+
+    if exposure <= 0:
+        return None
+    a = 1.0 - CONFIDENCE
+    lo = chi2.ppf(a / 2, 2 * k) / 2 if k else 0.0
+    hi = chi2.ppf(1 - a / 2, 2 * k + 2) / 2
+    return [round(float(lo) / exposure, 4), round(float(hi) / exposure, 4)]
+
+
+def median_interval(values: list[float]) -> list[float] | None:
+    """Distribution-free interval of a median: the order statistics whose ranks the binomial(n, 1/2) brackets."""
+    from scipy.stats import binom
+
+    v = sorted(values)
+    n = len(v)
+    if n < 6:  # fewer samples cannot bracket the median at 95%
+        return None
+    j = int(binom.ppf((1 - CONFIDENCE) / 2, n, 0.5))  # P(B < j) <= 2.5%: v[j - 1] is the lower bound (1-based)
+    return [round(float(v[max(j - 1, 0)]), 3), round(float(v[min(n - j, n - 1)]), 3)]
+
+
+def _verdict(estimate, interval, target: float, at_most: bool) -> str:
+    if estimate is None:
+        return "no data"
+    ok = (lambda v: v <= target) if at_most else (lambda v: v >= target)
+    if not ok(estimate):
+        return "short"
+    if interval is None or not ok(interval[1] if at_most else interval[0]):
+        return "met by the estimate, not shown at 95%"
+    return "met"
+
+
+def targets(res: dict) -> list[dict]:
+    """The issue's quality targets for the model: estimate, 95% interval, verdict; from `summarise`'s result.
+
+    A target is "met" only if the whole interval meets it: 9 false detections in 18 h (0.5/h) is
+    consistent with 0.23-0.95/h, 2 in a day with 0.2-6.
+    """
+    s = res["summary"]
+    rows = []
+
+    def row(name, est, interval, target, at_most, unit, n=None):
+        rows.append({"target": name, "estimate": est, "interval": interval, "n": n, "limit": target, "at_most": at_most,
+                     "unit": unit, "verdict": _verdict(est, interval, target, at_most)})
+
+    syn = [q["model"] for q in res["quakes"]]
+    row("clearly visible synthetic quakes detected", s["synthetic_detection_rate"]["model"],
+        rate_interval(sum(d is not None for d in syn), len(syn)), 0.95, False, "rate", len(syn))
+    real = [r["model"]["delay"] for r in res["real"] if r["label"] == "earthquake_visible"]
+    row("clearly visible real OpenEEW test records detected", s["real_visible_detection_rate"]["model"],
+        rate_interval(sum(d is not None for d in real), len(real)), 0.95, False, "rate", len(real))
+    row("false detections, real OpenEEW noise (%.1f h)" % s["real_noise_hours"], (s["false_per_day_real"] or {}).get("model"),
+        count_interval(s["real_false_detections"]["model"], s["real_noise_hours"] / 24), 1.0, True, "per day")
+    quiet_h = s.get("quiet_synthetic_hours") or 0.0
+    row("false detections, quiet site (synthetic, %.0f h)" % quiet_h, (s["false_per_day_quiet_synthetic"] or {}).get("model"),
+        count_interval(s["quiet_synthetic_false_detections"]["model"], quiet_h / 24), 1.0, True, "per day")
+    hours, false = res["hours_by_scenario"], res["false_by_scenario"]
+    active = [sc for sc in false if sc != "quiet"]
+    act_h = sum(hours[sc] for sc in active)
+    row("false detections, activity and machinery (%.0f h)" % act_h, s["false_per_hour_activity_scenarios"]["model"],
+        count_interval(sum(false[sc]["model"] for sc in active), act_h), 1.0, True, "per h")
+    if active:
+        worst = max(active, key=lambda sc: (false[sc]["model"] / hours[sc], sc))
+        row("false detections, worst activity scenario (%s, %.0f h)" % (worst, hours[worst]),
+            round(false[worst]["model"] / hours[worst], 3), count_interval(false[worst]["model"], hours[worst]), 1.0, True, "per h")
+    delays = [d for d in syn + real if d is not None]
+    row("median delay after P, detected quakes", s["median_delay_after_p_s"]["model"], median_interval(delays), 1.0, True, "s", len(delays))
+    # better than OpenEEW's STA/LTA on both: detection rate of every clearly visible quake, false rate under activity
+    ours, theirs = s["detection_rate_all_visible"], s["false_per_hour_activity_scenarios"]
+    if ours["model"] is not None and theirs["model"] is not None:
+        better = ours["model"] > ours["openeew"] and theirs["model"] < theirs["openeew"]
+        rows.append({"target": "better than the OpenEEW STA/LTA on detection rate and false detections",
+                     "estimate": "%s vs %s detected; %s vs %s false/h" % (_fmt(ours["model"], True), _fmt(ours["openeew"], True),
+                                                                          _fmt(theirs["model"]), _fmt(theirs["openeew"])),
+                     "interval": None, "n": None, "limit": None, "at_most": None, "unit": "", "verdict": "met" if better else "short"})
+    return rows
 
 
 # --- figures and report -------------------------------------------------------------------------
@@ -833,6 +881,20 @@ def report(res: dict, meta: dict) -> str:
     for name, vals, pct in rows:
         L.append("| %s | %s |" % (name, " | ".join(_fmt(vals.get(m), pct) for m in METHODS)))
     L.append("")
+    if s.get("targets"):
+        L.append("## Targets\n")
+        L.append("The model against the detector's targets, with %d%% intervals (exact binomial for rates, exact Poisson for "
+                 "false-detection rates, order statistics for the median): a target is met only if the whole interval meets it.\n"
+                 % round(100 * CONFIDENCE))
+        L.append("| target | limit | estimate | %d%% interval | verdict |" % round(100 * CONFIDENCE))
+        L.append("| --- | --- | --- | --- | --- |")
+        for t in s["targets"]:
+            pct = t["unit"] == "rate"
+            lim = "" if t["limit"] is None else ("<= " if t["at_most"] else ">= ") + _fmt(t["limit"], pct) + ("" if pct else " " + t["unit"])
+            est = t["estimate"] if isinstance(t["estimate"], str) else _fmt(t["estimate"], pct)
+            iv = "" if not t["interval"] else "%s - %s" % (_fmt(t["interval"][0], pct), _fmt(t["interval"][1], pct))
+            L.append("| %s%s | %s | %s | %s | %s |" % (t["target"], "" if t["n"] is None else " (n=%d)" % t["n"], lim, est, iv, t["verdict"]))
+        L.append("")
     L.append("## Test windows\n")
     w = res["windows"]
     L.append("%d test windows (%d earthquake). ROC AUC %.4f, average precision %.4f; at the decision threshold "

@@ -7,7 +7,7 @@ TensorFlow runs with op determinism and a fixed thread count (2 intra-op, 1 inte
 machine budget), and the augmentation of each epoch comes from a NumPy generator seeded with
 (seed, epoch). The same data set fingerprint and config give the same weights.
 
-Training data: the "train" split, plus node-realistic negatives (`trigger_windows`): continuous
+Training data: the "train" split, plus node-realistic negatives (`node_windows.trigger_windows`): continuous
 synthetic recordings of every scenario (dataset.continuous_records: homes, offices, streets, ...;
 seeds of their own, disjoint from calibration and evaluation) replayed through the node pipeline,
 keeping the windows the node would feed its model while its STA/LTA trigger is on. Away from any
@@ -46,8 +46,8 @@ from typing import Callable
 
 import numpy as np
 
-from .evaluate import Probe, drive, node_model
 from .model import ModelSpec, build_model, macs, to_input
+from .node_windows import trigger_windows
 
 _PERMS = {"vertical": np.array([[0, 1, 2], [0, 2, 1]]),
           "any": np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])}
@@ -123,105 +123,6 @@ def augment(x: np.ndarray, rng: np.random.Generator, mode: str = "vertical") -> 
     perm = perms[rng.integers(0, len(perms), size=len(x))]
     out = np.take_along_axis(x, perm[:, None, :], axis=2)
     return (out * sign[:, None, :]).astype(np.int8)
-
-
-class _Collector(Probe):
-    """Keeps every `keep`-th window the pipeline asks it to score (and when, and since which onset)."""
-
-    def __init__(self, keep: int, max_runs: int = 0):
-        super().__init__(max_runs=max_runs)
-        self.keep = keep
-        self.windows: list[bytes] = []
-        self.times: list[int] = []
-        self.onsets: list[int] = []
-        self._k = 0
-
-    def reset(self):
-        super().reset()
-        self._k = 0
-
-    def infer(self, window=None):
-        if self._k % self.keep == 0:
-            self.windows.append(bytes(self.buf))
-            self.times.append(self.pipe.n)
-            self.onsets.append(self.pipe.onset_n)
-        self._k += 1
-        return -128
-
-
-def _trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    from ..firmware.config import PIPELINE_RATE_HZ
-    from .dataset import continuous_records
-
-    scenario, seed, hours, keep, max_runs, sensor, quakes_per_hour = args
-    rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), sensor=sensor,
-                                  quakes_per_hour=quakes_per_hour, mag_range=NODE_QUAKE_MAGS, min_snr=NODE_QUAKE_SNR))
-    col = _Collector(keep, max_runs)
-    drive(rec.to_record(), node_model(rec.sensor), col)
-    t = np.array(col.times, dtype=float) / PIPELINE_RATE_HZ
-    onset = np.array(col.onsets, dtype=float) / PIPELINE_RATE_HZ
-    label = np.zeros(len(t), dtype=np.int8)  # 0 noise, 1 quake, -1 unclear (dropped)
-    for q in rec.quakes:
-        # anything that may hold quake signal: from before P to the window's length after the end
-        label[(t >= q["p_s"] - 2.0) & (t <= q["end_s"] + 5.0)] = -1
-        # a trigger the quake set off (P - 0.5 s or later, inside its shaking): what the node must confirm
-        label[(onset >= q["p_s"] - 0.5) & (onset <= q["end_s"]) & (t >= q["p_s"] + 0.1) & (t <= q["end_s"])] = 1
-    x = np.frombuffer(b"".join(col.windows), dtype=np.int8).reshape(-1, 200, 3) if col.windows else np.zeros((0, 200, 3), np.int8)
-    ok = label >= 0
-    kinds = ["node:%s" % scenario if v == 0 else "node:quake" for v in label[ok]]
-    return x[ok], label[ok].astype(np.float32), kinds, (t - onset)[ok].astype(np.float32)
-
-
-NODE_SENSORS = ("adxl355", "mpu6050", "adxl345")
-NODE_QUAKE_MAGS = (2.5, 7.5)
-NODE_QUAKE_SNR = 4.0
-
-
-def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, quakes_per_hour: float = 20.0,
-                    workers: int = 2, cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Windows the node scores while triggered, from every scenario: (x, y, kind, age).
-
-    `age`: seconds from the trigger's onset to the window's end.
-
-    Continuous recordings (dataset.continuous_records, sensors in turn) with quakes inserted go
-    through the node's own pipeline; the windows its detector would see are kept: label 0 outside
-    the quakes ("node:<scenario>"), 1 after a trigger the quake set off ("node:quake"), none around
-    quakes otherwise. Cached in `cache_dir` by the arguments and the source that shapes them.
-    """
-    import hashlib
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from . import dataset
-
-    jobs = [(sc, seed + i, hours, keep, max_runs, NODE_SENSORS[i % len(NODE_SENSORS)], quakes_per_hour)
-            for i, sc in enumerate(dataset.SCENARIOS)]
-    path = None
-    if cache_dir is not None:
-        # the source that makes the windows: the recordings, the node's firmware, the replay path
-        here = Path(__file__).resolve().parent
-        sources = [here / m for m in dataset._MODULES + ("train.py", "evaluate.py")]
-        sources += [here.parent / "firmware" / m for m in dataset._FIRMWARE + ("pipeline.py", "trigger.py")]
-        sources += [here.parent / "host_tools" / m for m in ("waveforms.py", "replay.py")]
-        shas = {str(p.relative_to(here.parent)): dataset._sha_file(p) for p in sources}
-        key = hashlib.sha256(json.dumps([jobs, shas], sort_keys=True).encode()).hexdigest()[:16]
-        path = Path(cache_dir) / ("node-windows-%s.npz" % key)
-        if path.is_file():
-            with np.load(path) as z:
-                return z["x"], z["y"], z["kind"], z["age"]
-    xs, ys, kinds, ages = [], [], [], []
-    with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
-        for x, y, k, a in ex.map(_trigger_job, jobs):
-            xs.append(x)
-            ys.append(y)
-            kinds += k
-            ages.append(a)
-    out = (np.concatenate(xs) if xs else np.zeros((0, 200, 3), np.int8), np.concatenate(ys) if ys else np.zeros(0, np.float32),
-           np.array(kinds), np.concatenate(ages) if ages else np.zeros(0, np.float32))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, x=out[0], y=out[1], kind=out[2], age=out[3])
-    return out
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:

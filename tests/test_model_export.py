@@ -99,6 +99,31 @@ def test_training_that_collapses_to_a_constant_score_restarts_then_fails_clearly
     assert not (tmp_path / "model.keras").exists()
 
 
+def test_node_windows_come_from_the_pipeline_and_are_cached_by_the_code_that_makes_them(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    from seismote.model_export import dataset, node_windows
+
+    args = dict(seed=11, hours=0.05, keep=2, max_runs=20, quakes_per_hour=40.0, cache_dir=tmp_path)
+    x, y, kind, age = node_windows.trigger_windows(**args)
+    assert x.dtype == np.int8 and x.shape[1:] == (200, 3) and len(x) == len(y) == len(kind) == len(age)
+    assert set(np.unique(y)) == {0.0, 1.0}  # the noise of every scenario and the quakes inserted into them
+    assert np.array_equal(y == 1, kind == "node:quake")
+    assert {str(k)[len("node:"):] for k in kind[y == 0]} <= set(dataset.SCENARIOS)
+    assert np.all(age >= 0) and np.all(np.abs(x).max(axis=(1, 2)) <= 127)
+    assert len(list(tmp_path.glob("node-windows-*.npz"))) == 1
+
+    class NoPool:  # a second call must read the cache, not replay the recordings again
+        def __init__(self, *a, **k):
+            raise AssertionError("the cached windows were built again")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)
+    again = node_windows.trigger_windows(**args)
+    assert all(np.array_equal(a, b) for a, b in zip((x, y, kind, age), again))
+    with pytest.raises(AssertionError, match="built again"):
+        node_windows.trigger_windows(**dict(args, seed=12))
+
+
 def test_export_contract(exported):
     from seismote.model_export import tflm
     from seismote.model_export.model import ALLOWED_OPS, ModelSpec, macs
@@ -579,6 +604,28 @@ def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     assert s["false_per_day_quiet_synthetic"]["model"] == 1.0 and s["quiet_synthetic_hours"] == 24.0
     assert s["false_per_hour_by_scenario"]["quiet"]["model"] == 1.0  # the activity table: that hour only
     assert res["triggers_per_hour"]["quiet"] == 3.0
+    verdict = {t["target"].split(" (")[0]: t["verdict"] for t in s["targets"]}
+    # one quake of one detected is 100%, but one quake cannot show >= 95% (the interval reaches 2.5%)
+    assert verdict["clearly visible synthetic quakes detected"] == "met by the estimate, not shown at 95%"
+    assert verdict["false detections, quiet site"] == "met by the estimate, not shown at 95%"  # 1 in a day
+    assert verdict["median delay after P, detected quakes"] == "short"  # 1.2 s
+    assert verdict["false detections, activity and machinery"] == "no data"  # only the quiet site ran
+
+
+def test_targets_are_met_only_when_their_whole_95_percent_interval_meets_them():
+    from seismote.model_export.evaluate import _verdict, count_interval, median_interval, rate_interval
+
+    assert rate_interval(0, 10) == [0.0, pytest.approx(0.3085, abs=1e-4)]  # Clopper-Pearson: 1 - 0.025 ** (1/10)
+    assert rate_interval(18, 18)[0] == pytest.approx(0.8147, abs=1e-4) and rate_interval(0, 0) is None
+    assert count_interval(0, 1.0) == [0.0, pytest.approx(3.689, abs=1e-3)]  # Poisson: no event in 1 h, up to 3.7/h
+    assert count_interval(9, 18.0) == [pytest.approx(0.2286, abs=1e-4), pytest.approx(0.9492, abs=1e-4)]
+    assert median_interval([float(v) for v in range(10, 0, -1)]) == [2.0, 9.0]  # n=10: the 2nd and 9th order statistics
+    assert median_interval([1.0, 2.0, 3.0]) is None
+    assert _verdict(0.5, [0.23, 0.95], 1.0, True) == "met"
+    assert _verdict(0.5, [0.2, 1.3], 1.0, True) == "met by the estimate, not shown at 95%"
+    assert _verdict(1.3, [0.9, 2.0], 1.0, True) == "short"
+    assert _verdict(0.96, [0.951, 0.98], 0.95, False) == "met" and _verdict(0.93, [0.9, 0.96], 0.95, False) == "short"
+    assert _verdict(None, None, 1.0, True) == "no data"
 
 
 def test_baselines_trigger_on_a_quake_not_on_quiet_noise():

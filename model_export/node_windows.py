@@ -1,0 +1,172 @@
+"""The windows the node's detector is asked to score, from recordings replayed through its pipeline.
+
+    x, y, kind, age = trigger_windows(seed=3001, hours=24.0, keep=2, cache_dir=Path("build/model/data"))
+
+`drive` runs a record through the firmware Pipeline (seismote replay's path: resampled to the
+sensor rate, in counts) with a `Probe` in the detector's place; the evaluation (evaluate.py)
+traces scores with it, and training (`trigger_windows`) keeps the windows. The node-window cache
+key covers this module and the sources it replays through, not the training recipe or the
+evaluation, so changing those does not rebuild the windows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def node_model(sensor: str, model_dir: Path | None = None):
+    """The default node with this sensor (and the model in `model_dir`, None: the rule)."""
+    from ..firmware import config as fwconfig
+    from ..host_tools.replay import NodeModel
+
+    return NodeModel(fwconfig.validate({"node_id": "eval", "sensor": {"type": sensor}}), model_dir)
+
+
+class Probe:
+    """A stand-in firmware Detector that never confirms, so the pipeline asks it for an inference
+    every `stride` samples for the whole of every event (at most `max_runs`). Subclasses look at
+    the window in `buf` (`infer`) or at the score (`update`); `pipe` and `offset` (the segment's
+    start, s) are set by `drive`."""
+
+    def __init__(self, stride: int = 5, max_runs: int = 0, buf=None):
+        from array import array
+
+        from ..firmware.detector_input import CHANNELS, WINDOW
+
+        self.window, self.stride, self.size = WINDOW, stride, WINDOW * CHANNELS
+        self.buf = array("b", bytes(self.size)) if buf is None else buf
+        self.max_runs = max_runs
+        self.confirmed = False
+        self.peak_q = -128
+        self.pipe = None
+        self.offset = 0.0
+
+    def reset(self):
+        self.confirmed = False
+        self.peak_q = -128
+
+    def infer(self, window=None):
+        return -128
+
+    def update(self, q):
+        return False
+
+
+def drive(rec, node, probe: Probe) -> list[tuple[float, int]]:
+    """Run `rec` through `node`'s pipeline (resampled to the sensor rate, in counts) with `probe` as
+    its detector; return the triggers as (segment offset s, pipeline sample)."""
+    from ..firmware import pipeline as fwpipeline
+
+    r = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
+    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=probe)
+    probe.pipe = pipe
+    onsets = []
+    for seg in r.segments:
+        pipe.reset()
+        probe.offset = seg.offset_s
+        for x, y, z in node.to_counts(seg.data).tolist():
+            if pipe.push(x, y, z) == fwpipeline.TRIGGER:
+                onsets.append((seg.offset_s, pipe.n))
+    return onsets
+
+
+class _Collector(Probe):
+    """Keeps every `keep`-th window the pipeline asks it to score (and when, and since which onset)."""
+
+    def __init__(self, keep: int, max_runs: int = 0):
+        super().__init__(max_runs=max_runs)
+        self.keep = keep
+        self.windows: list[bytes] = []
+        self.times: list[int] = []
+        self.onsets: list[int] = []
+        self._k = 0
+
+    def reset(self):
+        super().reset()
+        self._k = 0
+
+    def infer(self, window=None):
+        if self._k % self.keep == 0:
+            self.windows.append(bytes(self.buf))
+            self.times.append(self.pipe.n)
+            self.onsets.append(self.pipe.onset_n)
+        self._k += 1
+        return -128
+
+
+def _trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    from ..firmware.config import PIPELINE_RATE_HZ
+    from .dataset import continuous_records
+
+    scenario, seed, hours, keep, max_runs, sensor, quakes_per_hour = args
+    rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), sensor=sensor,
+                                  quakes_per_hour=quakes_per_hour, mag_range=NODE_QUAKE_MAGS, min_snr=NODE_QUAKE_SNR))
+    col = _Collector(keep, max_runs)
+    drive(rec.to_record(), node_model(rec.sensor), col)
+    t = np.array(col.times, dtype=float) / PIPELINE_RATE_HZ
+    onset = np.array(col.onsets, dtype=float) / PIPELINE_RATE_HZ
+    label = np.zeros(len(t), dtype=np.int8)  # 0 noise, 1 quake, -1 unclear (dropped)
+    for q in rec.quakes:
+        # anything that may hold quake signal: from before P to the window's length after the end
+        label[(t >= q["p_s"] - 2.0) & (t <= q["end_s"] + 5.0)] = -1
+        # a trigger the quake set off (P - 0.5 s or later, inside its shaking): what the node must confirm
+        label[(onset >= q["p_s"] - 0.5) & (onset <= q["end_s"]) & (t >= q["p_s"] + 0.1) & (t <= q["end_s"])] = 1
+    x = np.frombuffer(b"".join(col.windows), dtype=np.int8).reshape(-1, 200, 3) if col.windows else np.zeros((0, 200, 3), np.int8)
+    ok = label >= 0
+    kinds = ["node:%s" % scenario if v == 0 else "node:quake" for v in label[ok]]
+    return x[ok], label[ok].astype(np.float32), kinds, (t - onset)[ok].astype(np.float32)
+
+
+NODE_SENSORS = ("adxl355", "mpu6050", "adxl345")
+NODE_QUAKE_MAGS = (2.5, 7.5)
+NODE_QUAKE_SNR = 4.0
+
+
+def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, quakes_per_hour: float = 20.0,
+                    workers: int = 2, cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Windows the node scores while triggered, from every scenario: (x, y, kind, age).
+
+    `age`: seconds from the trigger's onset to the window's end.
+
+    Continuous recordings (dataset.continuous_records, sensors in turn) with quakes inserted go
+    through the node's own pipeline; the windows its detector would see are kept: label 0 outside
+    the quakes ("node:<scenario>"), 1 after a trigger the quake set off ("node:quake"), none around
+    quakes otherwise. Cached in `cache_dir` by the arguments and the source that shapes them.
+    """
+    import hashlib
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from . import dataset
+
+    jobs = [(sc, seed + i, hours, keep, max_runs, NODE_SENSORS[i % len(NODE_SENSORS)], quakes_per_hour)
+            for i, sc in enumerate(dataset.SCENARIOS)]
+    path = None
+    if cache_dir is not None:
+        # the source that makes the windows: the recordings, the node's firmware, the replay path
+        here = Path(__file__).resolve().parent
+        sources = [here / m for m in dataset._MODULES + ("node_windows.py",)]
+        sources += [here.parent / "firmware" / m for m in dataset._FIRMWARE + ("pipeline.py", "trigger.py")]
+        sources += [here.parent / "host_tools" / m for m in ("waveforms.py", "replay.py")]
+        shas = {str(p.relative_to(here.parent)): dataset._sha_file(p) for p in sources}
+        key = hashlib.sha256(json.dumps([jobs, shas], sort_keys=True).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / ("node-windows-%s.npz" % key)
+        if path.is_file():
+            with np.load(path) as z:
+                return z["x"], z["y"], z["kind"], z["age"]
+    xs, ys, kinds, ages = [], [], [], []
+    with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
+        for x, y, k, a in ex.map(_trigger_job, jobs):
+            xs.append(x)
+            ys.append(y)
+            kinds += k
+            ages.append(a)
+    out = (np.concatenate(xs) if xs else np.zeros((0, 200, 3), np.int8), np.concatenate(ys) if ys else np.zeros(0, np.float32),
+           np.array(kinds), np.concatenate(ages) if ages else np.zeros(0, np.float32))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, x=out[0], y=out[1], kind=out[2], age=out[3])
+    return out
