@@ -44,8 +44,7 @@ def traces(model_dir: Path, which: str, workers: int) -> list[dict]:
     if which == "cal":
         jobs = E.calibration_jobs(model_dir, E.CAL_HOURS, E.CAL_HOURS)
     else:
-        plan = E.plan(E.EVAL_HOURS, E.EVAL_HOURS, E.QUIET_HOURS)
-        jobs = sorted(((sc, seed, h, qph, model_dir, g) for sc, seed, h, qph, g in plan), key=lambda j: -j[2])
+        jobs = E.evaluation_jobs(model_dir, E.EVAL_HOURS, E.EVAL_HOURS, E.QUIET_HOURS)
     return E.trace_runs(jobs, real.split_events(0)["val" if which == "cal" else "test"], model_dir, workers)
 
 

@@ -471,17 +471,19 @@ QUIET_HOURS = 24.0  # the quiet site without quakes, in QUIET_PARTS recordings (
 QUIET_PARTS = 2
 
 
-def plan(hours: float, quake_hours: float, quiet_hours: float = QUIET_HOURS) -> list[tuple]:
+def evaluation_jobs(model_dir: Path, hours: float, quake_hours: float, quiet_hours: float = QUIET_HOURS) -> list[tuple]:
+    """The held-out recordings, as `_continuous_job` / `_trace_job` arguments, longest first (the
+    day-long quiet parts would otherwise run last)."""
     from .dataset import SCENARIOS
 
     jobs = []
     for i, sc in enumerate(SCENARIOS):
-        jobs.append((sc, EVAL_SEED + i, hours, 4.0, "activity"))
+        jobs.append((sc, EVAL_SEED + i, hours, 4.0, model_dir, "activity"))
     for i, sc in enumerate(("quiet", "home", "office", "street")):
-        jobs.append((sc, EVAL_SEED + 100 + i, quake_hours, 40.0, "quakes"))
+        jobs.append((sc, EVAL_SEED + 100 + i, quake_hours, 40.0, model_dir, "quakes"))
     if quiet_hours > 0:
-        jobs += [("quiet", EVAL_SEED + 200 + i, quiet_hours / QUIET_PARTS, 0.0, "quiet") for i in range(QUIET_PARTS)]
-    return jobs
+        jobs += [("quiet", EVAL_SEED + 200 + i, quiet_hours / QUIET_PARTS, 0.0, model_dir, "quiet") for i in range(QUIET_PARTS)]
+    return sorted(jobs, key=lambda j: -j[2])
 
 
 def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, quake_hours: float | None = None,
@@ -504,7 +506,7 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
     win = window_metrics(ds, model, meta["decision"]["on_q"])
     say("test windows", 1, 1)
 
-    jobs = [(sc, seed, h, qph, model_dir, group) for sc, seed, h, qph, group in plan(hours, quake_hours, quiet_hours)]
+    jobs = evaluation_jobs(model_dir, hours, quake_hours, quiet_hours)
     real_jobs = []
     if real:
         try:
@@ -518,8 +520,7 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
     done = 0
     say("recordings through the node", 0, total)
     with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
-        longest_first = sorted(jobs, key=lambda j: -j[2])  # the day-long quiet parts would otherwise run last
-        futs = [ex.submit(_continuous_job, j) for j in longest_first] + [ex.submit(_real_job, j) for j in real_jobs]
+        futs = [ex.submit(_continuous_job, j) for j in jobs] + [ex.submit(_real_job, j) for j in real_jobs]
         for f in futs:
             r = f.result()
             if isinstance(r, list):
@@ -747,9 +748,10 @@ def targets(res: dict) -> list[dict]:
     row("false detections, activity and machinery (%.0f h)" % act_h, s["false_per_hour_activity_scenarios"]["model"],
         count_interval(sum(false[sc]["model"] for sc in active), act_h), 1.0, True, "per h")
     if active:
-        worst = max(active, key=lambda sc: (false[sc]["model"] / hours[sc], sc))
+        fph = s["false_per_hour_by_scenario"]
+        worst = max(active, key=lambda sc: (fph[sc]["model"], sc))
         row("false detections, worst activity scenario (%s, %.0f h)" % (worst, hours[worst]),
-            round(false[worst]["model"] / hours[worst], 3), count_interval(false[worst]["model"], hours[worst]), 1.0, True, "per h")
+            fph[worst]["model"], count_interval(false[worst]["model"], hours[worst]), 1.0, True, "per h")
     delays = [d for d in syn + real if d is not None]
     row("median delay after P, detected quakes", s["median_delay_after_p_s"]["model"], median_interval(delays), 1.0, True, "s", len(delays))
     # better than OpenEEW's STA/LTA on both: detection rate of every clearly visible quake, false rate under activity
