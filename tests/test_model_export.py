@@ -608,7 +608,8 @@ def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     # one quake of one detected is 100%, but one quake cannot show >= 95% (the interval reaches 2.5%)
     assert verdict["clearly visible synthetic quakes detected"] == "met by the estimate, not shown at 95%"
     assert verdict["false detections, quiet site"] == "met by the estimate, not shown at 95%"  # 1 in a day
-    assert verdict["median delay after P, detected quakes"] == "short"  # 1.2 s
+    assert verdict["median delay after P, detected synthetic quakes"] == "short"  # 1.2 s
+    assert verdict["median delay after P, detected real OpenEEW records"] == "no data"  # no real record here
     assert verdict["false detections, activity and machinery"] == "no data"  # only the quiet site ran
 
 
