@@ -758,9 +758,9 @@ def targets(res: dict) -> list[dict]:
         row("false detections, worst activity scenario (%s, %.0f h)" % (worst, hours[worst]),
             fph[worst]["model"], count_interval(false[worst]["model"], hours[worst]), 1.0, True, "per h")
     # apart: pooled, the synthetic quakes (about 20 per real record) would hide the real records' delay
-    for name, key, d in (("synthetic quakes", "median_delay_after_p_s_synthetic", syn), ("real OpenEEW records", "median_delay_after_p_s_real", real)):
-        d = [x for x in d if x is not None]
-        row("median delay after P, detected %s" % name, s[key]["model"], median_interval(d), 1.0, True, "s", len(d))
+    for name, key, found in (("synthetic quakes", "median_delay_after_p_s_synthetic", syn), ("real OpenEEW records", "median_delay_after_p_s_real", real)):
+        delays = [d for d in found if d is not None]
+        row("median delay after P, detected %s" % name, s[key]["model"], median_interval(delays), 1.0, True, "s", len(delays))
     # better than OpenEEW's STA/LTA on both: detection rate of every clearly visible quake, false rate under activity
     ours, theirs = s["detection_rate_all_visible"], s["false_per_hour_activity_scenarios"]
     if ours["model"] is not None and theirs["model"] is not None:
