@@ -55,6 +55,8 @@ _PERMS = {"vertical": np.array([[0, 1, 2], [0, 2, 1]]),
 
 @dataclasses.dataclass
 class TrainConfig:
+    # the committed model is seed 0; seed 1 of the same recipe gave 92.9% of visible synthetic quakes,
+    # 12 of 18 real records, 0.56 false/h and 1.42 s (against 95.7%, 15, 0.50, 1.22 s): seed 0 is a good draw
     seed: int = 0
     epochs: int = 100
     patience: int = 10  # epochs without a better val loss before stopping
