@@ -666,7 +666,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "false_by_activity": false_by_activity,
         "hours_by_scenario": hours_by_scenario,
         "triggers_per_hour": triggers_per_hour,
-        "real": [{k: r[k] for k in ("name", "event_id", "device", "label", "mag", "epi_km", "p_s", "duration_s")}
+        "real": [{k: r[k] for k in ("name", "event_id", "device", "label", "visible", "mag", "epi_km", "p_s", "duration_s")}
                  | {m: s[m] for m in METHODS} for r, s in real_scores],
     }
     summary["targets"] = targets(out)
@@ -739,7 +739,7 @@ def targets(res: dict) -> list[dict]:
     syn = [q["model"] for q in res["quakes"]]
     row("clearly visible synthetic quakes detected", s["synthetic_detection_rate"]["model"],
         rate_interval(sum(d is not None for d in syn), len(syn)), 0.95, False, "rate", len(syn))
-    real = [r["model"]["delay"] for r in res["real"] if r["label"] == "earthquake_visible"]
+    real = [r["model"]["delay"] for r in res["real"] if r["visible"]]
     row("clearly visible real OpenEEW test records detected", s["real_visible_detection_rate"]["model"],
         rate_interval(sum(d is not None for d in real), len(real)), 0.95, False, "rate", len(real))
     row("false detections, real OpenEEW noise (%.1f h)" % s["real_noise_hours"], (s["false_per_day_real"] or {}).get("model"),
