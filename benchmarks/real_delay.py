@@ -8,7 +8,8 @@ through the node pipeline with the detector scoring every inference while the ST
 - pga_s: the first inference at which the PGA reaches detector.min_pga_gal (the confirmation
   also needs it);
 - score_s: the first score at or above the decision's on_q;
-- detect_s: the confirmation (the decision rule, as the node applies it);
+- detect_s: the confirmation (the decision rule, as the node applies it), within the window the
+  evaluation counts (P - 2 s to P + REAL_AFTER_P_S);
 - max_q_first_5s: the highest score within 5 s of P.
 A last line counts the records the trigger reaches only after `--late` s, those the PGA floor holds
 back, and those where the model confirms later than both, with the median delay of each group.
@@ -47,7 +48,7 @@ def record_row(ex: dict, model_dir: Path, decision: dict) -> dict:
             "trigger_s": first([ev["onset_t"] - p for ev in events]),
             "pga_s": first([t for t, _, pga in points if pga >= tr["min_pga_gal"]]),
             "score_s": first([t for t, q, _ in points if q >= decision["on_q"]]),
-            "detect_s": first([t - p for t in det]),
+            "detect_s": first([t - p for t in det if t - p <= E.REAL_AFTER_P_S]),
             "max_q_first_5s": max(early) if early else None}
 
 
