@@ -16,7 +16,7 @@ Grillo, CC BY-SA 4.0). Prints one JSON line per family and target.
     python benchmarks/decision_rules.py [--model firmware/model] [--target 0.5 1.0] [--workers 2]
 
 Tracing the 80 h of recordings takes about 25 min on 2 cores; the traces are kept in
-build/bench/decision_rules/ under the model's hash, so a second run only replays them.
+build/bench/decision_rules/ under the model's hash and the recordings' hours, so a second run only replays them.
 """
 
 from __future__ import annotations
@@ -39,13 +39,18 @@ CUSUM_KS = range(-40, 100, 4)
 CUSUM_HS = (1, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768)
 
 
-def traces(model_dir: Path, which: str, workers: int) -> list[dict]:
-    """The calibration's recordings and real val events ("cal"), or the evaluation's and the real test events."""
+def recordings(which: str) -> tuple[tuple, list[str]]:
+    """Hours and real events of the calibration ("cal": its recordings and the real val events) or of
+    the evaluation (its recordings and the real test events)."""
     if which == "cal":
-        jobs = E.calibration_jobs(model_dir, E.CAL_HOURS, E.CAL_HOURS)
-    else:
-        jobs = E.evaluation_jobs(model_dir, E.EVAL_HOURS, E.EVAL_HOURS, E.QUIET_HOURS)
-    return E.trace_runs(jobs, real.split_events(0)["val" if which == "cal" else "test"], model_dir, workers)
+        return (E.CAL_HOURS, E.CAL_HOURS), real.split_events(0)["val"]
+    return (E.EVAL_HOURS, E.EVAL_HOURS, E.QUIET_HOURS), real.split_events(0)["test"]
+
+
+def traces(model_dir: Path, which: str, workers: int) -> list[dict]:
+    hours, events = recordings(which)
+    jobs = E.calibration_jobs(model_dir, *hours) if which == "cal" else E.evaluation_jobs(model_dir, *hours)
+    return E.trace_runs(jobs, events, model_dir, workers)
 
 
 def as_arrays(runs: list[dict]) -> list[dict]:
@@ -105,7 +110,8 @@ def main() -> None:
     sha = hashlib.sha256((model_dir / "model.tflite").read_bytes()).hexdigest()[:12]
     runs = {}
     for which in ("cal", "eval"):
-        path = a.cache / ("%s-%s.pkl" % (sha, which))
+        # keyed by the recordings too: traces made before a change of CAL_HOURS are not the export's
+        path = a.cache / ("%s-%s-%s.pkl" % (sha, which, "-".join("%g" % h for h in recordings(which)[0])))
         if path.exists():
             runs[which] = pickle.loads(path.read_bytes())
         else:
