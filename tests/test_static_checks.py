@@ -138,3 +138,16 @@ def test_firmware_type_checks_against_esp32_stubs() -> None:
 
 if __name__ == "__main__":
     print(build_mypy_tree())
+
+
+def test_make_bench_runs_every_benchmark() -> None:
+    # `make bench` runs benchmarks/run_all.py: a benchmark it does not list is one nobody runs
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    listed = {name for name, _ in run_all.QUICK + run_all.LONG}
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"run_all"}
+    assert listed == scripts
+    assert "benchmarks/run_all.py" in (ROOT / "Makefile").read_text()
