@@ -48,6 +48,7 @@ def recordings(which: str) -> tuple[tuple, list[str]]:
 
 
 def traces(model_dir: Path, which: str, workers: int) -> list[dict]:
+    """Score traces (evaluate.trace_runs) of `recordings(which)`."""
     hours, events = recordings(which)
     jobs = E.calibration_jobs(model_dir, *hours) if which == "cal" else E.evaluation_jobs(model_dir, *hours)
     return E.trace_runs(jobs, events, model_dir, workers)

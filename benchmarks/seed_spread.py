@@ -40,7 +40,7 @@ def figures(art: Path, rep: Path) -> dict:
     res = json.loads((rep / "results.json").read_text())
     s = res["summary"]
     chosen = meta["training"]["calibration"]["records"]["chosen"]
-    real = [r for r in res["real"] if r.get("visible", r["label"] == "earthquake_visible")]
+    real = [r for r in res["real"] if r["visible"]]
     return {
         "best_epoch": meta["training"]["best_epoch"],
         "train_s": meta["training"]["seconds"],
