@@ -78,9 +78,11 @@ def main() -> None:
             row["cause"] = cause(row, a.late)
             groups.setdefault(row["cause"], []).append(row["detect_s"])
             print(json.dumps(row), flush=True)
-    print(json.dumps({k: {"records": len(v), "detected": sum(d is not None for d in v),
-                          "median_detect_s": round(float(np.median([d for d in v if d is not None])), 2) if any(d is not None for d in v) else None}
-                      for k, v in sorted(groups.items())}))
+    summary = {}
+    for k, v in sorted(groups.items()):
+        found = [d for d in v if d is not None]
+        summary[k] = {"records": len(v), "detected": len(found), "median_detect_s": round(float(np.median(found)), 2) if found else None}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -82,10 +82,11 @@ def main() -> None:
         row = {"name": a.name, "seed": seed, "config": overrides, **figures(art, rep)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k != "seed"]
-    spread = {k: {"mean": round(float(np.mean([r[k] for r in rows if r[k] is not None])), 3),
-                  "min": min(r[k] for r in rows if r[k] is not None), "max": max(r[k] for r in rows if r[k] is not None)}
-              for k in keys if any(r[k] is not None for r in rows)}
+    spread = {}
+    for k, v in rows[0].items():
+        values = [r[k] for r in rows if r[k] is not None]
+        if k != "seed" and isinstance(v, (int, float)) and values:
+            spread[k] = {"mean": round(float(np.mean(values)), 3), "min": min(values), "max": max(values)}
     print(json.dumps({"name": a.name, "seeds": a.seeds, "config": overrides, "spread": spread}), flush=True)
 
 

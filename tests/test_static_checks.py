@@ -136,10 +136,6 @@ def test_firmware_type_checks_against_esp32_stubs() -> None:
     assert proc.returncode == 0, "mypy found problems in firmware/:\n" + proc.stdout + proc.stderr
 
 
-if __name__ == "__main__":
-    print(build_mypy_tree())
-
-
 def test_make_bench_runs_every_benchmark() -> None:
     # `make bench` runs benchmarks/run_all.py: a benchmark it does not list is one nobody runs
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -151,3 +147,7 @@ def test_make_bench_runs_every_benchmark() -> None:
     scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"run_all"}
     assert listed == scripts
     assert "benchmarks/run_all.py" in (ROOT / "Makefile").read_text()
+
+
+if __name__ == "__main__":
+    print(build_mypy_tree())
