@@ -50,7 +50,8 @@ def recordings(which: str) -> tuple[tuple, list[str]]:
 def traces(model_dir: Path, which: str, workers: int) -> list[dict]:
     """Score traces (evaluate.trace_runs) of `recordings(which)`."""
     hours, events = recordings(which)
-    jobs = E.calibration_jobs(model_dir, *hours) if which == "cal" else E.evaluation_jobs(model_dir, *hours)
+    # the ADXL355's recordings (E.SENSORS[0]): the headline sensor, whose rule is model.json's `decision`
+    jobs = E.calibration_jobs(model_dir, *hours) if which == "cal" else E.evaluation_jobs(model_dir, *hours, sensors=E.SENSORS[:1])
     return E.trace_runs(jobs, events, model_dir, workers)
 
 

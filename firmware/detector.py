@@ -24,7 +24,9 @@ score between the two holds it. `reset()` starts a new event. The pipeline asks 
 `max_runs` inferences per event (0 = while the trigger is on): a warning is worth most within
 seconds of the trigger, while the middle of a long disturbance (a truck passing for half a
 minute) looks like the middle of an earthquake. model.json's `decision` sets all of these (the
-calibration in model_export/evaluate.py chooses them).
+calibration in model_export/evaluate.py chooses them), and `decision_by_sensor` holds one rule per
+sensor it was calibrated for: an MPU6050 or ADXL345 is 13-19x noisier than the ADXL355, so the
+same scores come with other false-detection rates on it.
 
 Memory: `buf` (WINDOW * CHANNELS bytes) and the arena are allocated once, here. An inference
 allocates a little on the board: microlite's getInputTensor / getOutputTensor each create a small
@@ -157,8 +159,15 @@ def selftest(det, golden_path):
     return n, bad
 
 
-def load(backend, meta, model_path):
-    """A Detector from the artifact: `meta` is the parsed model.json, `model_path` the .tflite file.
+def rule_for(meta, sensor=None):
+    """model.json's decision rule for `sensor` (config sensor.type): its own where calibrated, else `decision`."""
+    by_sensor = meta.get("decision_by_sensor") or {}
+    return by_sensor.get(sensor) or meta["decision"]
+
+
+def load(backend, meta, model_path, sensor=None):
+    """A Detector from the artifact: `meta` is the parsed model.json, `model_path` the .tflite file,
+    `sensor` the node's sensor type (which of the model's decision rules it runs: `rule_for`).
 
     Reads the model into one preallocated bytearray (no intermediate copies) and checks that the
     artifact was built for this firmware's window.
@@ -167,7 +176,7 @@ def load(backend, meta, model_path):
     if inp["window"] != WINDOW or inp["channels"] != CHANNELS or inp["zero_point"] != 0:
         raise ValueError("Invalid model: input %dx%d zero point %d (this firmware feeds %dx%d, zero point 0)" % (
             inp["window"], inp["channels"], inp["zero_point"], WINDOW, CHANNELS))
-    d = meta["decision"]
+    d = rule_for(meta, sensor)
     model = bytearray(meta["model_bytes"])
     with open(model_path, "rb") as f:
         n = f.readinto(model)

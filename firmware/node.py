@@ -70,7 +70,7 @@ class Node:
 
             with open(path.rsplit(".", 1)[0] + ".json") as f:
                 meta = json.load(f)
-            return detector.load(backend, meta, path)
+            return detector.load(backend, meta, path, self.cfg["sensor"]["type"])
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
             self._status("detector_unavailable", {"model": path, "error": str(e)})
             return None

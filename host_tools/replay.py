@@ -37,8 +37,9 @@ class ModelUnavailable(RuntimeError):
     """The detector model cannot be used (artifact missing or invalid, tflite-micro not installed)."""
 
 
-def load_detector(model_dir: Path) -> fwdetector.Detector:
-    """The firmware's Detector over the host TFLM kernels, from model.tflite + model.json in `model_dir`."""
+def load_detector(model_dir: Path, sensor: str | None = None) -> fwdetector.Detector:
+    """The firmware's Detector over the host TFLM kernels, from model.tflite + model.json in `model_dir`,
+    with the decision rule for `sensor` (fwdetector.rule_for)."""
     model_dir = Path(model_dir)
     try:
         meta = json.loads((model_dir / "model.json").read_text())
@@ -49,7 +50,7 @@ def load_detector(model_dir: Path) -> fwdetector.Detector:
     except ImportError as e:
         raise ModelUnavailable("tflite-micro is not installed (pip install 'seismote[model]'): %s" % e) from e
     try:
-        return fwdetector.load(microlite, meta, str(model_dir / "model.tflite"))
+        return fwdetector.load(microlite, meta, str(model_dir / "model.tflite"), sensor)
     except (OSError, ValueError, KeyError, TflmError) as e:
         raise ModelUnavailable("invalid model in %s: %s" % (model_dir, e)) from e
 
@@ -67,7 +68,7 @@ class NodeModel:
         if self.model_dir is None:
             return None
         if self._detector is None:
-            self._detector = load_detector(self.model_dir)
+            self._detector = load_detector(self.model_dir, self.cfg["sensor"]["type"])
         return self._detector
 
     @property

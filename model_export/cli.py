@@ -130,6 +130,8 @@ def _group():
             bar.update(task, completed=len(steps), info="done")
         click.echo(json.dumps({k: meta[k] for k in ("model_bytes", "arena_bytes", "arena_measured_bytes", "macs", "ops")}))
         click.echo(json.dumps(meta["decision"]))
+        if meta.get("decision_by_sensor"):
+            click.echo(json.dumps({s: {k: d[k] for k in ("on_q", "off_q", "confirm_n", "max_runs")} for s, d in meta["decision_by_sensor"].items()}))
 
     @model.command("evaluate")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)

@@ -516,6 +516,39 @@ def test_node_boots_with_the_model_where_the_firmware_has_tflm(tmp_path):
     assert st[1]["detector"] == "rule" and node.pipe.detector is None
 
 
+@needs_artifact
+def test_each_sensor_runs_its_own_decision_rule(tmp_path):
+    """model.json's decision_by_sensor: the node, the replay and the evaluation each run the rule of
+    the node's sensor, and model.json's `decision` where the model has none for it."""
+    import shutil
+
+    from seismote.firmware.board import HostBoard
+    from seismote.firmware.chipmodels.mpu6050 import MPU6050Model
+    from seismote.firmware.node import Node
+    from seismote.model_export.node_windows import node_model
+    from seismote.model_export.tflm import microlite
+
+    shutil.copy(ARTIFACT / "model.tflite", tmp_path / "model.tflite")
+    meta = json.loads((ARTIFACT / "model.json").read_text())
+    base = dict(meta["decision"], on_q=-7, confirm_n=5)
+    meta["decision"], meta["decision_by_sensor"] = base, {"mpu6050": dict(base, on_q=41, confirm_n=2)}
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+
+    assert fwdetector.rule_for(meta, "mpu6050")["on_q"] == 41
+    assert fwdetector.rule_for(meta, "adxl345") is base and fwdetector.rule_for(meta) is base
+    assert fwdetector.rule_for(dict(meta, decision_by_sensor=None), "mpu6050") is base  # an artifact from before
+    det = fwdetector.load(microlite, meta, str(tmp_path / "model.tflite"), "mpu6050")
+    assert (det.on_q, det.confirm_n) == (41, 2)
+    assert node_model("mpu6050", tmp_path).detector().on_q == 41  # replay and evaluation
+    assert node_model("adxl345", tmp_path).detector().on_q == -7
+
+    chip = MPU6050Model()
+    board = HostBoard(chip, None, address=chip.address, data_dir=str(tmp_path / "data"), detector_backend=microlite)
+    node = Node(board, {"node_id": "t1", "sensor": {"type": "mpu6050", "odr_hz": 100}, "detector": {"model": str(tmp_path / "model.tflite")}})
+    node.boot()
+    assert (node.detector.on_q, node.detector.confirm_n) == (41, 2)
+
+
 def test_replay_with_a_missing_model_folder_is_a_user_error(tmp_path):
     from seismote.host_tools.cli import DEMO_RECORD, cli
 
@@ -611,6 +644,35 @@ def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     assert verdict["median delay after P, detected synthetic quakes"] == "short"  # 1.2 s
     assert verdict["median delay after P, detected real OpenEEW records"] == "no data"  # no real record here
     assert verdict["false detections, activity and machinery"] == "no data"  # only the quiet site ran
+
+
+def test_headline_is_the_adxl355s_and_every_sensor_gets_its_row():
+    """Runs of the cheaper sensors go to `by_sensor` only; the headline and targets stay the ADXL355's."""
+    from seismote.model_export.evaluate import METHODS, SENSORS, evaluation_jobs, summarise
+
+    def run(sensor, detections, quake_snr=30.0):
+        return {"scenario": "home", "group": "activity", "sensor": sensor, "duration_s": 7200.0, "trigger_times": [],
+                "quakes": [{"mag": 4.0, "dist_km": 20.0, "pga_gal": 5.0, "snr": quake_snr, "p_s": 100.0, "end_s": 130.0}],
+                "activities": [], "detections": {m: detections if m == "model" else [] for m in METHODS}}
+
+    win = {"roc_auc": 0.9, "average_precision": 0.9, "tpr_at_threshold": 0.5, "fpr_at_threshold": 0.01}
+    meta = {"model_bytes": 1, "arena_bytes": 1, "macs": 1, "decision": {}}
+    res = summarise(win, [run("adxl355", [100.8]), run("mpu6050", [102.0, 900.0, 1900.0]), run("adxl345", [], 5.0)], [], meta)
+    s, by = res["summary"], res["by_sensor"]
+    assert s["synthetic_quakes"] == 1 and s["median_delay_after_p_s_synthetic"]["model"] == pytest.approx(0.8)
+    assert s["false_per_hour_activity_scenarios"]["model"] == 0.0
+    assert list(by) == list(SENSORS)
+    assert by["adxl355"]["detection_rate"]["model"] == 1.0 and by["adxl355"]["false_per_hour_activity"]["model"] == 0.0
+    assert by["mpu6050"]["median_delay_after_p_s"]["model"] == pytest.approx(2.0)
+    assert by["mpu6050"]["false_per_hour_activity"]["model"] == 1.0 and by["mpu6050"]["activity_hours"] == 2.0
+    assert by["adxl345"]["visible_quakes"] == 0 and by["adxl345"]["detection_rate"]["model"] is None  # SNR 5: not visible
+
+    jobs = evaluation_jobs(Path("m"), 3.0, 3.0, 24.0)
+    assert {j[-1] for j in jobs if j[5] != "quiet"} == set(SENSORS) and {j[-1] for j in jobs if j[5] == "quiet"} == {SENSORS[0]}
+    recordings: dict[str, set] = {}  # the same recordings (scenario, seed) for every sensor: a paired comparison
+    for sc, seed, _, _, _, group, sensor in jobs:
+        recordings.setdefault(sensor, set()).add((sc, seed, group))
+    assert recordings["mpu6050"] == recordings["adxl345"] == {r for r in recordings["adxl355"] if r[2] != "quiet"}
 
 
 def test_targets_are_met_only_when_their_whole_95_percent_interval_meets_them():
