@@ -24,9 +24,9 @@ score between the two holds it. `reset()` starts a new event. The pipeline asks 
 `max_runs` inferences per event (0 = while the trigger is on): a warning is worth most within
 seconds of the trigger, while the middle of a long disturbance (a truck passing for half a
 minute) looks like the middle of an earthquake. model.json's `decision` sets all of these (the
-calibration in model_export/evaluate.py chooses them), and `decision_by_sensor` holds one rule per
-sensor it was calibrated for: an MPU6050 or ADXL345 is 13-19x noisier than the ADXL355, so the
-same scores come with other false-detection rates on it.
+calibration in model_export/evaluate.py chooses them); `decision_by_sensor`, where the export
+calibrated one per sensor (`--per-sensor`), holds the rule for each: an MPU6050 or ADXL345 is
+13-19x noisier than the ADXL355, so the same scores come with other false-detection rates on it.
 
 Memory: `buf` (WINDOW * CHANNELS bytes) and the arena are allocated once, here. An inference
 allocates a little on the board: microlite's getInputTensor / getOutputTensor each create a small

@@ -108,8 +108,11 @@ def _group():
                   help="Hours per scenario of calibration recordings for the decision rule (0: window-level only).")
     @click.option("--target-fph", type=float, default=TARGET_FPH, show_default=True,
                   help="False detections per hour under activity allowed in calibration (half the 1/h target: margin for held-out data).")
-    def export_cmd(data_dir: Path, train_dir: Path, out_dir: Path, cal_hours: float, target_fph: float) -> None:
+    @click.option("--per-sensor", is_flag=True,
+                  help="Also calibrate a decision rule for each other sensor (model.json decision_by_sensor; 3x the calibration time).")
+    def export_cmd(data_dir: Path, train_dir: Path, out_dir: Path, cal_hours: float, target_fph: float, per_sensor: bool) -> None:
         """Full-int8 TFLite + model.json + golden vectors, checked in TFLM and LiteRT."""
+        from .evaluate import SENSORS
         from .export import ExportError, export
 
         if not (train_dir / "model.keras").is_file():
@@ -124,7 +127,8 @@ def _group():
                 bar.update(task, completed=steps.index(msg) if msg in steps else 0, info=msg)
 
             try:
-                meta = export(ds, train_dir, out_dir, cal_hours=cal_hours, target_fph=target_fph, progress=say)
+                meta = export(ds, train_dir, out_dir, cal_hours=cal_hours, target_fph=target_fph, progress=say,
+                              sensors=SENSORS if per_sensor else SENSORS[:1])
             except ExportError as e:
                 raise ModelError(str(e))
             bar.update(task, completed=len(steps), info="done")

@@ -180,6 +180,22 @@ def test_golden_vectors_bit_identical_tflm_litert(exported):
     assert fwdetector.selftest(det, str(out / "golden.bin")) == (len(yb), 0)
 
 
+def test_export_calibrates_a_rule_per_sensor_when_asked(small_ds, trained, tmp_path):
+    """--per-sensor: a rule for each sensor through its own node pipeline; `decision` stays the ADXL355's."""
+    from seismote.model_export.evaluate import SENSORS
+    from seismote.model_export.export import export
+
+    meta = export(small_ds, trained[0], tmp_path / "a", probe=False, cal_hours=0.02, sensors=SENSORS)
+    by = meta["decision_by_sensor"]
+    assert list(by) == list(SENSORS) and "rule" in meta["decision"] and "rule" not in by["mpu6050"]
+    assert {k: v for k, v in meta["decision"].items() if k != "rule"} == by[SENSORS[0]]
+    cal = meta["training"]["calibration"]
+    assert cal["records"]["sensor"] == SENSORS[0] and cal["records"]["real_quakes"] > 0  # the real val records: ADXL355 ones
+    assert {s: r["sensor"] for s, r in cal["records_by_sensor"].items()} == {s: s for s in SENSORS[1:]}
+    assert all(r["real_quakes"] == 0 for r in cal["records_by_sensor"].values())
+    assert json.loads((trained[0] / "calibration.json").read_text()).keys() == set(SENSORS)
+
+
 def test_op_allow_list_rejects_other_ops(tmp_path):
     """A graph with an op outside the list (here SOFTMAX) fails the export check."""
     import keras
@@ -658,7 +674,7 @@ def test_headline_is_the_adxl355s_and_every_sensor_gets_its_row():
     win = {"roc_auc": 0.9, "average_precision": 0.9, "tpr_at_threshold": 0.5, "fpr_at_threshold": 0.01}
     meta = {"model_bytes": 1, "arena_bytes": 1, "macs": 1, "decision": {}}
     res = summarise(win, [run("adxl355", [100.8]), run("mpu6050", [102.0, 900.0, 1900.0]), run("adxl345", [], 5.0)], [], meta)
-    s, by = res["summary"], res["by_sensor"]
+    s, by = res["summary"], res["summary"]["by_sensor"]
     assert s["synthetic_quakes"] == 1 and s["median_delay_after_p_s_synthetic"]["model"] == pytest.approx(0.8)
     assert s["false_per_hour_activity_scenarios"]["model"] == 0.0
     assert list(by) == list(SENSORS)
