@@ -112,7 +112,6 @@ def _group():
                   help="Also calibrate a decision rule for each other sensor (model.json decision_by_sensor; 3x the calibration time).")
     def export_cmd(data_dir: Path, train_dir: Path, out_dir: Path, cal_hours: float, target_fph: float, per_sensor: bool) -> None:
         """Full-int8 TFLite + model.json + golden vectors, checked in TFLM and LiteRT."""
-        from .evaluate import SENSORS
         from .export import ExportError, export
 
         if not (train_dir / "model.keras").is_file():
@@ -127,8 +126,7 @@ def _group():
                 bar.update(task, completed=steps.index(msg) if msg in steps else 0, info=msg)
 
             try:
-                meta = export(ds, train_dir, out_dir, cal_hours=cal_hours, target_fph=target_fph, progress=say,
-                              sensors=SENSORS if per_sensor else SENSORS[:1])
+                meta = export(ds, train_dir, out_dir, cal_hours=cal_hours, target_fph=target_fph, progress=say, per_sensor=per_sensor)
             except ExportError as e:
                 raise ModelError(str(e))
             bar.update(task, completed=len(steps), info="done")

@@ -15,7 +15,7 @@
   with `cal_hours` > 0, replaced by the rule chosen on calibration recordings through the whole
   node pipeline (evaluate.calibrate_decision: continuous synthetic recordings of every scenario
   with their own seeds; the most quakes detected at <= `target_fph` false detections per hour)
-  as read by the ADXL355, with the real val records. With `sensors` (`--per-sensor`), once more
+  as read by the ADXL355, with the real val records. With `per_sensor` (`--per-sensor`), once more
   for each other sensor: model.json `decision_by_sensor`, the node runs its own
   (detector.rule_for). Off by default: on the bundled model (held out, 3 h per scenario) it shortened
   the MPU6050's median delay (1.86 -> 1.53 s) but lengthened the ADXL345's (1.76 -> 1.92 s, false
@@ -202,7 +202,7 @@ def _val_scores(ds, model: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: float = 2.0, confirm_n: int = 2,
            stride: int = 5, probe: bool = True, cal_hours: float = 0.0, target_fph: float = TARGET_FPH, workers: int = 2,
-           progress=None, sensors: tuple = SENSORS[:1]) -> dict:
+           progress=None, per_sensor: bool = False) -> dict:
     """Convert train_dir/model.keras; write the artifact into out_dir; return model.json's content."""
     import keras
 
@@ -294,25 +294,28 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
             val_events = real.split_events(ds.config.get("seed", 0) if isinstance(getattr(ds, "config", None), dict) else 0)["val"]
         except OSError:
             val_events = []
+        # the ADXL355 first (the real val records are its recordings), then with per_sensor the others
         cals = {sensor: calibrate_decision(out_dir, hours=cal_hours, quake_hours=cal_hours, target_fph=target_fph,
                                            real_events=val_events if sensor == SENSORS[0] else (), workers=workers, sensor=sensor)
-                for sensor in sensors}
+                for sensor in (SENSORS if per_sensor else SENSORS[:1])}
 
         def rule(sensor, explain=False):
             c = cals[sensor]["chosen"]
             return decision(c["on_q"], c["off_q"], c["confirm_n"], stride, graph["io"]["output"], c["max_runs"], explain)
 
+        def record(sensor):
+            return {k: v for k, v in cals[sensor].items() if k != "table"}
+
         meta["decision"] = rule(SENSORS[0], explain=True)
-        if len(sensors) > 1:
-            meta["decision_by_sensor"] = {sensor: rule(sensor) for sensor in sensors}
-        records = {sensor: {k: v for k, v in cal.items() if k != "table"} for sensor, cal in cals.items()}
-        meta["training"]["calibration"]["records"] = records[SENSORS[0]]
-        meta["training"]["calibration"]["records"]["val_fpr_at_on"] = float(np.mean(qv[yv == 0] >= meta["decision"]["on_q"])) if np.any(yv == 0) else None
-        if len(sensors) > 1:
-            meta["training"]["calibration"]["records_by_sensor"] = {sensor: r for sensor, r in records.items() if sensor != SENSORS[0]}
+        cal_meta = meta["training"]["calibration"]
+        cal_meta["records"] = record(SENSORS[0])
+        cal_meta["records"]["val_fpr_at_on"] = float(np.mean(qv[yv == 0] >= meta["decision"]["on_q"])) if np.any(yv == 0) else None
+        if per_sensor:
+            meta["decision_by_sensor"] = {sensor: rule(sensor) for sensor in cals}
+            cal_meta["records_by_sensor"] = {sensor: record(sensor) for sensor in SENSORS[1:]}
         (out_dir / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
         # every rule tried, for choosing another operating point by hand (not shipped to the node)
-        (train_dir / "calibration.json").write_text(json.dumps(cals if len(sensors) > 1 else cals[SENSORS[0]], indent=0) + "\n")
+        (train_dir / "calibration.json").write_text(json.dumps(cals if per_sensor else cals[SENSORS[0]], indent=0) + "\n")
     return meta
 
 

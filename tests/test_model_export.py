@@ -185,7 +185,7 @@ def test_export_calibrates_a_rule_per_sensor_when_asked(small_ds, trained, tmp_p
     from seismote.model_export.evaluate import SENSORS
     from seismote.model_export.export import export
 
-    meta = export(small_ds, trained[0], tmp_path / "a", probe=False, cal_hours=0.02, sensors=SENSORS)
+    meta = export(small_ds, trained[0], tmp_path / "a", probe=False, cal_hours=0.02, per_sensor=True)
     by = meta["decision_by_sensor"]
     assert list(by) == list(SENSORS) and "rule" in meta["decision"] and "rule" not in by["mpu6050"]
     assert {k: v for k, v in meta["decision"].items() if k != "rule"} == by[SENSORS[0]]
