@@ -26,6 +26,7 @@ QUICK = (
     ("replay_speed", []),
     ("trigger_openeew", []),
     ("real_delay", []),
+    ("real_by_sensor", []),
     ("spectra_real_vs_synth", []),
     ("log_throughput", []),
     ("upload_vnode", []),
