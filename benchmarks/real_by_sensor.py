@@ -65,7 +65,7 @@ def main() -> None:
     a = ap.parse_args()
     model_dir = a.model.resolve()
     examples = [ex for ev in real.split_events(0)["test"] for ex in real.openeew_examples(events=[ev])
-                if ex["label"] == "earthquake_visible"]
+                if E.visible_real(ex)]
     for sensor in E.SENSORS:
         draws = []
         for d in range(1 if sensor == E.SENSORS[0] else a.draws):

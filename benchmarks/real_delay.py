@@ -72,7 +72,7 @@ def main() -> None:
     groups: dict[str, list] = {}
     for ev in real.split_events(0)["test"]:
         for ex in real.openeew_examples(events=[ev]):
-            if ex["label"] != "earthquake_visible":
+            if not E.visible_real(ex):
                 continue
             row = record_row(ex, model_dir, decision)
             row["cause"] = cause(row, a.late)

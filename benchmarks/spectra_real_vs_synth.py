@@ -24,6 +24,7 @@ from scipy.signal import welch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seismote.model_export import real  # noqa: E402
+from seismote.model_export.evaluate import visible_real  # noqa: E402
 from seismote.model_export.synth_quake import synth_quake  # noqa: E402
 
 P_WINDOW_S = (0.5, 6.0)  # after P: the detector's first seconds, before S at >= ~50 km
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     medians: dict[str, list[float]] = {k: [] for k in keys}
     strong: dict[str, list[float]] = {k: [] for k in keys}
     for ex in real.openeew_examples():
-        if ex["label"] != "earthquake_visible":
+        if not visible_real(ex):
             continue
         got = p_window(ex["record"], ex["p_offset_s"])
         if got is None:

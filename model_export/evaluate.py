@@ -150,6 +150,11 @@ def _continuous_job(args) -> dict:
     return out
 
 
+def visible_real(ex: dict) -> bool:
+    """A real OpenEEW record (real.openeew_examples) is clearly visible by its records.csv label."""
+    return ex["label"] == "earthquake_visible"
+
+
 def _real_job(args) -> list[dict]:
     from . import real
 
@@ -159,7 +164,7 @@ def _real_job(args) -> list[dict]:
         rec = ex["record"]
         res = _all_methods(rec, "adxl355", model_dir)
         res.update(group="real", name=ex["file"], event_id=event, device=ex["device"], label=ex["label"],
-                   positive=ex["positive"], visible=ex["label"] == "earthquake_visible", p_s=ex["p_offset_s"],
+                   positive=ex["positive"], visible=visible_real(ex), p_s=ex["p_offset_s"],
                    mag=ex["mag"], epi_km=ex["epi_km"], duration_s=rec.duration_s)
         out.append(res)
     return out
@@ -252,7 +257,7 @@ def _real_trace_job(args) -> list[dict]:
     out = []
     for ex in real.openeew_examples(events=[event]):
         r = trace_record(ex["record"], "adxl355", model_dir)
-        vis = ex["label"] == "earthquake_visible"
+        vis = visible_real(ex)
         r.update(group="real", scenario="real", duration_s=ex["record"].duration_s, activities=[],
                  quakes=[{"p_s": ex["p_offset_s"], "end_s": ex["p_offset_s"] + REAL_AFTER_P_S}] if vis else [])
         out.append(r)
