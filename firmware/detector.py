@@ -38,6 +38,7 @@ the other samples.
 from array import array
 
 from .compat import const
+from .crc32 import crc32
 from .detector_input import CHANNELS, WINDOW
 
 Q_MIN = const(-128)
@@ -169,8 +170,8 @@ def load(backend, meta, model_path, sensor=None):
     """A Detector from the artifact: `meta` is the parsed model.json, `model_path` the .tflite file,
     `sensor` the node's sensor type (which of the model's decision rules it runs: `rule_for`).
 
-    Reads the model into one preallocated bytearray (no intermediate copies) and checks that the
-    artifact was built for this firmware's window.
+    Reads the model into one preallocated bytearray (no intermediate copies) and checks that it is
+    whole (size and CRC-32 from model.json) and that the artifact was built for this firmware's window.
     """
     inp = meta["input"]
     if inp["window"] != WINDOW or inp["channels"] != CHANNELS or inp["zero_point"] != 0:
@@ -180,8 +181,18 @@ def load(backend, meta, model_path, sensor=None):
     model = bytearray(meta["model_bytes"])
     with open(model_path, "rb") as f:
         n = f.readinto(model)
-    if n != len(model):
-        raise ValueError("Invalid model: %s has %d bytes, model.json says %d" % (model_path, n, len(model)))
+        longer = f.read(1)
+    if n != len(model) or longer:
+        raise ValueError("Invalid model: %s has %s bytes, model.json says %d" % (model_path, "more than %d" % n if longer else n, len(model)))
+    # TFLite Micro trusts the flatbuffer: a flipped bit on flash or a half-copied upload can crash
+    # it or silently change the scores, so the bytes must be the ones the export measured.
+    want = meta.get("model_crc32")
+    if want is None:
+        raise ValueError("Invalid model: model.json has no model_crc32 (export it again)")
+    crc = crc32(model)
+    if crc != want:
+        raise ValueError("Invalid model: %s has CRC-32 %08x, model.json says %08x (corrupt, or not this model.json's model)"
+                         % (model_path, crc, want))
     out = meta["output"]
     if out.get("activation") != "logit":
         raise ValueError("Invalid model: output %r (this firmware reads an int8 logit)" % out.get("activation"))

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..firmware import detector as fwdetector
 from ..firmware.config import PIPELINE_RATE_HZ
+from ..firmware.crc32 import crc32
 from ..firmware.detector_input import CHANNELS, WINDOW
 from . import tflm
 from .evaluate import SENSORS, TARGET_FPH
@@ -242,6 +243,7 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
         "name": "seismote-detector",
         "created_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "model_bytes": len(blob),
+        "model_crc32": crc32(blob),  # the node checks the flash copy against it before TFLM parses it
         "input": {
             "rate_hz": PIPELINE_RATE_HZ,
             "window": WINDOW,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import struct
 import sys
 from pathlib import Path
 
@@ -256,6 +257,8 @@ class _Interpreter:
             self._it = runtime.Interpreter.from_bytes(bytes(model), arena_size=int(arena_size) + 16)
         except RuntimeError as e:
             raise TflmError("AllocateTensors() failed: %s" % e) from e
+        except (ValueError, IndexError, struct.error) as e:  # the package's flatbuffer reader on a malformed model
+            raise TflmError("malformed model: %s" % e) from e
         self._in_shape = self._it.get_input_details(0)["shape"]
         self._in = np.zeros(int(np.prod(self._in_shape)), dtype=np.int8)
         self._out = np.zeros(1, dtype=np.int8)

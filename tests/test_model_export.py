@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zlib
 from array import array
 from pathlib import Path
 
@@ -228,6 +229,7 @@ def test_committed_artifact_budgets():
     blob = (ARTIFACT / "model.tflite").read_bytes()
     meta = json.loads((ARTIFACT / "model.json").read_text())
     assert len(blob) == meta["model_bytes"] <= KB16
+    assert meta["model_crc32"] == zlib.crc32(blob)
     macs = tflm.count_macs(blob)["macs"]
     assert macs == meta["macs"] <= 100_000
     assert set(tflm.graph_ops(blob)) <= ALLOWED_OPS
@@ -507,7 +509,7 @@ def test_node_boots_with_the_model_where_the_firmware_has_tflm(tmp_path):
     from seismote.firmware.board import HostBoard
     from seismote.firmware.chipmodels.adxl355 import ADXL355Model
     from seismote.firmware.node import Node
-    from seismote.model_export.tflm import microlite
+    from seismote.model_export.tflm import TflmError, microlite
 
     def boot(model_path, backend):
         chip = ADXL355Model()
@@ -530,6 +532,24 @@ def test_node_boots_with_the_model_where_the_firmware_has_tflm(tmp_path):
     node, st = boot(bad / "model.tflite", microlite)
     assert [s["kind"] for s in st] == ["detector_unavailable", "boot"] and "model.tflite" in st[0]["model"]
     assert st[1]["detector"] == "rule" and node.pipe.detector is None
+    # one flipped byte on flash (same size): TFLM would parse it and crash or score wrongly (a
+    # weight byte changes 1-8 of the 10 golden outputs), so it never reaches TFLM
+    shutil.copy(ARTIFACT / "model.json", bad / "model.json")
+    blob = bytearray((ARTIFACT / "model.tflite").read_bytes())
+    blob[1000] ^= 0x01
+    (bad / "model.tflite").write_bytes(blob)
+    node, st = boot(bad / "model.tflite", microlite)
+    assert st[0]["kind"] == "detector_unavailable" and "CRC-32" in st[0]["error"], st
+    assert st[1]["detector"] == "rule" and node.pipe.detector is None
+    # a model file longer than model.json says (an old upload not truncated) is refused too
+    (bad / "model.tflite").write_bytes((ARTIFACT / "model.tflite").read_bytes() + b"\0")
+    node, st = boot(bad / "model.tflite", microlite)
+    assert "more than" in st[0]["error"] and node.pipe.detector is None
+    # the host's TFLM shim names a malformed flatbuffer instead of leaking its reader's errors
+    blob[1000] ^= 0x01
+    blob[40] ^= 0xFF
+    with pytest.raises(TflmError, match="malformed model"):
+        microlite.interpreter(bytes(blob), 16 * 1024, None, None)
 
 
 @needs_artifact
