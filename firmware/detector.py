@@ -160,6 +160,30 @@ def selftest(det, golden_path):
     return n, bad
 
 
+GOLDEN_SUFFIX = ".golden.bin"  # the node keeps the export's golden.bin beside the model as <model stem> + this
+
+
+def verify(det, golden_path):
+    """The boot check of this image's TFLite Micro kernels: the export's golden vectors through `det`.
+
+    The decision thresholds were calibrated on the host's TFLM outputs, so they hold on the board
+    only if its kernels (ESP-NN's optimised ones, another TFLM version) give the same int8 outputs.
+    Returns how many vectors matched (0: no golden file beside the model, nothing checked); raises
+    DetectorError when any differs. Leaves the detector as loaded (no event, no inferences counted).
+    """
+    try:
+        n, bad = selftest(det, golden_path)
+    except DetectorError:
+        raise
+    except OSError:
+        return 0
+    det.inferences = 0
+    det.reset()
+    if bad:
+        raise DetectorError("%d of %d golden vectors give other scores on this image's TFLite Micro kernels than at export" % (bad, n))
+    return n
+
+
 def rule_for(meta, sensor=None):
     """model.json's decision rule for `sensor` (config sensor.type): its own where calibrated, else `decision`."""
     by_sensor = meta.get("decision_by_sensor") or {}

@@ -47,17 +47,22 @@ class Node:
         self.hb_samples = 0
         self.last_detection = None
         self.overflows_logged = 0
+        self.golden_checked = 0
         self.detector = self._load_detector()
-        self._status("boot", {"reset_cause": b.reset_cause(), "board": b.name, "recovered_bytes": self.log.recovered_bytes,
-                              "detector": "model" if self.detector is not None else "rule"})
+        boot = {"reset_cause": b.reset_cause(), "board": b.name, "recovered_bytes": self.log.recovered_bytes,
+                "detector": "model" if self.detector is not None else "rule"}
+        if self.detector is not None:
+            boot["golden_vectors"] = self.golden_checked  # 0: no golden file beside the model, unchecked
+        self._status("boot", boot)
         self.start_sensor()
 
     def _load_detector(self):
         """The int8 model in TFLite Micro if the firmware has it and the model loads, else None (the rule).
 
-        The model's settings come from model.json beside the .tflite (uploaded together). A model
-        that fails to load is logged and the node runs on with the rule: a detection by the rule
-        is worth more than no node.
+        The model's settings come from model.json beside the .tflite (uploaded together), and the
+        export's golden vectors beside it check this image's kernels (detector.verify). A model
+        that fails to load or to reproduce them is logged and the node runs on with the rule: a
+        detection by the rule is worth more than no node, or than one whose scores mean nothing.
         """
         backend = self.board.detector_backend()
         if backend is None:
@@ -68,9 +73,12 @@ class Node:
 
             from . import detector
 
-            with open(path.rsplit(".", 1)[0] + ".json") as f:
+            stem = path.rsplit(".", 1)[0]
+            with open(stem + ".json") as f:
                 meta = json.load(f)
-            return detector.load(backend, meta, path, self.cfg["sensor"]["type"])
+            det = detector.load(backend, meta, path, self.cfg["sensor"]["type"])
+            self.golden_checked = detector.verify(det, stem + detector.GOLDEN_SUFFIX)
+            return det
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
             self._status("detector_unavailable", {"model": path, "error": str(e)})
             return None

@@ -14,8 +14,8 @@ The library under `seismote flash` and `seismote config push` (the CLI only pars
 What goes where on the node: the package as .mpy under /lib/seismote/firmware/ (MicroPython has
 /lib on its path; main.py imports seismote.firmware.*), /main.py as source (MicroPython runs
 only a .py main), /board.json (the profile), /config.json, the model at the config's
-detector.model path (/model.tflite, with its model.json beside it) when firmware/model/model.tflite
-exists, and last
+detector.model path (/model.tflite, with its model.json and golden vectors, /model.golden.bin, beside
+it) when firmware/model/model.tflite exists, and last
 /lib/seismote/.manifest.json naming the build. Every file is written to a temporary name,
 checked by sha256 on the node and then renamed, so an interrupted upload leaves each file either
 old or new, and the next upload finishes the job.
@@ -42,6 +42,7 @@ from pathlib import Path
 
 from ..firmware import boards as fwboards
 from ..firmware import config as fwconfig
+from ..firmware import detector as fwdetector
 from ..firmware.errors import ConfigError
 from .ports import UserError, find_port, open_serial
 from .transport import NODE_PACKAGE, NodeError, Transport
@@ -50,6 +51,7 @@ FIRMWARE = Path(fwconfig.__file__).resolve().parent
 ROOT = FIRMWARE.parent
 BOARDS_DIR = ROOT / "hardware" / "boards"
 MODEL_FILE = FIRMWARE / "model" / "model.tflite"
+GOLDEN_FILE = MODEL_FILE.with_name("golden.bin")
 MANIFEST_PATH = NODE_PACKAGE + "/.manifest.json"
 NODE_FIRMWARE = NODE_PACKAGE + "/firmware"
 # Not shipped to the node: host-side register models for tests, the type-checker settings,
@@ -600,11 +602,12 @@ class UploadReport:
 
 def upload(t: Transport, build: Build, profile: dict | None = None, cfg: dict | None = None,
            model: bytes | None = None, progress=None, remove_stale: bool = True, model_json: bytes | None = None,
-           keep_watchdog_fed: bool = True) -> UploadReport:
+           keep_watchdog_fed: bool = True, golden: bytes | None = None) -> UploadReport:
     """Copy to the node every file whose sha256 differs from the node's copy.
 
     Files: the build (.mpy package and /main.py), /board.json (profile, validated), /config.json
-    (cfg, validated against the profile) and the model at cfg's detector.model. Then stale_files()
+    (cfg, validated against the profile) and the model at cfg's detector.model (model.json and the
+    golden vectors beside it). Then stale_files()
     are removed (remove_stale) and the manifest is written last.
     progress(stage="upload", done_bytes, total_bytes).
     """
@@ -624,8 +627,11 @@ def upload(t: Transport, build: Build, profile: dict | None = None, cfg: dict | 
     if model is not None:
         path = cfg["detector"]["model"] if cfg is not None else "/model.tflite"
         wanted.append((path, model))
+        stem = path.rsplit(".", 1)[0]
         if model_json is not None:  # the node's detector reads its settings from beside the model
-            wanted.append((path.rsplit(".", 1)[0] + ".json", model_json))
+            wanted.append((stem + ".json", model_json))
+        if golden is not None:  # and checks its kernels against the export's golden vectors at boot
+            wanted.append((stem + fwdetector.GOLDEN_SUFFIX, golden))
     wanted += [(f.node_path, f.local.read_bytes()) for f in build.files if f.node_path == "/main.py"]
     outside = [p for p, _ in wanted if not p.startswith(NODE_PACKAGE + "/")]
     on_node = t.hashes(outside + [p + ".part" for p in outside], roots=[NODE_PACKAGE])
@@ -791,6 +797,7 @@ def deploy(port: str | None, board: str, firmware=None, config=None, *, dry_run:
         info = check_image(data, profile["mcu"], profile["flash_mb"], name)
     model = MODEL_FILE.read_bytes() if MODEL_FILE.is_file() else None
     model_json = MODEL_FILE.with_suffix(".json").read_bytes() if model is not None else None
+    golden = GOLDEN_FILE.read_bytes() if model is not None and GOLDEN_FILE.is_file() else None
     tmp = None
     if build_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="seismote-mpy-")
@@ -827,7 +834,7 @@ def deploy(port: str | None, board: str, firmware=None, config=None, *, dry_run:
             if cfg is None:
                 cfg = _existing_or_default_config(t, profile, before)
                 report.config = cfg
-            report.upload = upload(t, build, profile, cfg, model, progress=progress, model_json=model_json)
+            report.upload = upload(t, build, profile, cfg, model, progress=progress, model_json=model_json, golden=golden)
             since = t.node_status()["log"]["next_seq"]
             report.status = verify_boot(t, since, boot_wait)
         return report

@@ -419,6 +419,10 @@ def test_flash_uploads_only_what_changed_and_the_node_boots_it(node, tmp_path):
     assert st["build"] == first.build_id and st["config"] == "ok" and not st["warnings"]
     assert "/lib/seismote/firmware/node.mpy" in first.upload.uploaded or HIL_PORT
     assert _node_file(node.port, "/lib/seismote/firmware/node.py") is None  # no .py shadows the .mpy
+    # the model, its settings and the golden vectors the node checks its kernels with, side by side
+    for path, local in (("/model.tflite", deploy.MODEL_FILE), ("/model.json", deploy.MODEL_FILE.with_suffix(".json")),
+                        ("/model.golden.bin", deploy.GOLDEN_FILE)):
+        assert _node_file(node.port, path) == local.read_bytes(), path
     again = deploy.deploy(node.port, BOARD, build_dir=build)
     assert again.upload.uploaded == [] and again.upload.removed == []
     assert again.status["log"]["last_boot"]["seq"] > st["log"]["last_boot"]["seq"]  # booted again

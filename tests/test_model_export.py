@@ -521,6 +521,35 @@ def test_node_boots_with_the_model_where_the_firmware_has_tflm(tmp_path):
     node, st = boot(ARTIFACT / "model.tflite", microlite)
     assert st[-1]["kind"] == "boot" and st[-1]["detector"] == "model"
     assert node.pipe.detector is node.detector and node.detector.confirm_n >= 1
+    assert st[-1]["golden_vectors"] == 0  # no <stem>.golden.bin beside it: the kernels went unchecked
+    # as `seismote flash` lays the artifact out on the node: the golden vectors are checked at boot
+    laid = tmp_path / "laid"
+    laid.mkdir()
+    for src, dst in (("model.tflite", "model.tflite"), ("model.json", "model.json"), ("golden.bin", "model.golden.bin")):
+        shutil.copy(ARTIFACT / src, laid / dst)
+    n_golden = json.loads((ARTIFACT / "model.json").read_text())["golden"]["n"]
+    node, st = boot(laid / "model.tflite", microlite)
+    assert st[-1]["detector"] == "model" and st[-1]["golden_vectors"] == n_golden >= 6
+    assert node.detector.inferences == 0 and node.detector.run == 0  # the check left no trace
+    # an image whose kernels compute other outputs (e.g. different rounding: one int8 step up on
+    # some windows): its scores do not mean what the calibrated thresholds assume, so the rule runs
+
+    class _Shifted:
+        def __init__(self, it):
+            self.it = it
+
+        def getOutputTensor(self, i):  # noqa: N802
+            v = self.it.getOutputTensor(i).getValue(0)
+            return type("T", (), {"getValue": lambda _self, j: v + 1 if 0 <= v < 127 else v})()
+
+    class OtherKernels:
+        @staticmethod
+        def interpreter(model, arena, inp, out):
+            return microlite.interpreter(model, arena, inp, lambda it: out(_Shifted(it)))
+
+    node, st = boot(laid / "model.tflite", OtherKernels())
+    assert st[0]["kind"] == "detector_unavailable" and "golden vectors" in st[0]["error"], st
+    assert st[1]["detector"] == "rule" and node.pipe.detector is None
     # no TFLite Micro in the firmware: the rule, quietly
     node, st = boot(ARTIFACT / "model.tflite", None)
     assert st[-1]["detector"] == "rule" and node.pipe.detector is None
