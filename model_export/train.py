@@ -171,6 +171,10 @@ def lowpass(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(y * (127.0 / peak)), -127, 127).astype(np.int8)
 
 
+# Batches per call into the compiled graph: the model is so small that Python's per-batch overhead
+# was a third of an epoch. Same batches in the same order, so the weights are bit-identical to one
+# batch per call (checked: 3 epochs at 1, 8 and 64 give the same weights; epochs ~20 s -> ~14 s).
+STEPS_PER_EXECUTION = 32
 MAX_RESTARTS = 2
 COLLAPSE_EPOCHS = 3  # epochs after which a constant output counts as collapsed
 
@@ -184,6 +188,7 @@ def _fit(cfg, xtr, ytr, sw, xva_f, yva, lr, t0, progress):
         optimizer=keras.optimizers.Adam(lr),
         loss="binary_crossentropy",
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="pr_auc")],
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     best = (np.inf, -1)
     best_weights = model.get_weights()
