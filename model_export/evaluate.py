@@ -269,7 +269,7 @@ CAL_SEED = 5001  # calibration recordings: neither the data set's nor the evalua
 # the best of ~2300 rules on a rate counted from a handful of false detections, so it favours rules
 # that were lucky there: at 2 h (12 h of activity) the held-out rates of four models came out
 # 1.0-7x the calibrated ones (0.42 -> 1.11/h, 0.08 -> 0.61/h); at 6 h the first fell to 0.89/h.
-# The committed model gets the same held-out figures either way.
+# The previous committed model (24 h of node windows) got the same held-out figures either way.
 CAL_HOURS = 6.0
 TARGET_FPH = 0.5  # false detections per hour under activity allowed in calibration: half the 1/h target, a margin for held-out data
 

@@ -17,9 +17,10 @@
   with their own seeds; the most quakes detected at <= `target_fph` false detections per hour)
   as read by the ADXL355, with the real val records. With `per_sensor` (`--per-sensor`), once more
   for each other sensor: model.json `decision_by_sensor`, the node runs its own
-  (detector.rule_for). Off by default: on the bundled model (held out, 3 h per scenario) it shortened
-  the MPU6050's median delay (1.86 -> 1.53 s) but lengthened the ADXL345's (1.76 -> 1.92 s, false
-  0.22 -> 0.44/h) at the ADXL355 rule's detection rates, the choice hanging on 3-7 of ~800 calibration quakes.
+  (detector.rule_for). Off by default: on the previous bundled model (24 h of node windows; held
+  out, 3 h per scenario) it shortened the MPU6050's median delay (1.86 -> 1.53 s) but lengthened
+  the ADXL345's (1.76 -> 1.92 s, false 0.22 -> 0.44/h) at the ADXL355 rule's detection rates, the
+  choice hanging on 3-7 of ~800 calibration quakes.
 - Golden vectors: test windows of both classes and two edge cases with their TFLM int8 outputs,
   in golden.npz (host) and golden.bin (read on the board by detector.selftest), cross-checked
   bit for bit against LiteRT.
