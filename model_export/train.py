@@ -47,7 +47,7 @@ from typing import Callable
 import numpy as np
 
 from .model import ModelSpec, build_model, macs, to_input
-from .node_windows import trigger_windows
+from .node_windows import trigger_window_sets
 
 _PERMS = {"vertical": np.array([[0, 1, 2], [0, 2, 1]]),
           "any": np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])}
@@ -78,8 +78,9 @@ class TrainConfig:
     # (validation) the same share of quakes as 24 h (85.75%, one real val record fewer, 10 of 12)
     # at 0.44 false/h and a median 1.16 s after P against 1.41 s; held out 95.4%, 13 of 18 real
     # (24 h: 15), 0.47 false/h (0.89) and 1.03 s (1.35). It was passed over at 37 min of fitting;
-    # with STEPS_PER_EXECUTION, `model build-data` + `model train` take 29 min 15 s from a clean
-    # build directory on 2 cores (7 min of node windows, 21.6 min of fitting), the same weights.
+    # with STEPS_PER_EXECUTION, `model build-data` + `model train` took 29 min 15 s from a clean
+    # build directory on 2 cores (7 min 20 s of node windows, 21.6 min of fitting), the same
+    # weights; one pool for both window sets (node_windows.trigger_window_sets) made the windows 6 min 20 s.
     # 48 h keeping every 4th window: 14 of 18 real, but 0.89 false/h.
     node_hours: float = 48.0
     node_keep: int = 2  # keep every 2nd inference window (every 0.2 s at the 0.1 s stride)
@@ -253,10 +254,9 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
     node_info = {}
     early = np.zeros(len(xtr), dtype=bool)
     if cfg.node_hours > 0:
-        xn, yn, kn, an = trigger_windows(cfg.node_seed, cfg.node_hours, cfg.node_keep, cfg.node_max_runs, cfg.node_quakes_per_hour,
-                                     cache_dir=cache_dir)
-        xv, yv, kv, _ = trigger_windows(cfg.node_seed + 1000, cfg.node_hours / 4, cfg.node_keep, cfg.node_max_runs,
-                                     cfg.node_quakes_per_hour, cache_dir=cache_dir)
+        (xn, yn, kn, an), (xv, yv, kv, _) = trigger_window_sets(
+            [(cfg.node_seed, cfg.node_hours), (cfg.node_seed + 1000, cfg.node_hours / 4)], cfg.node_keep, cfg.node_max_runs,
+            cfg.node_quakes_per_hour, cache_dir=cache_dir)
         xtr, ytr = np.concatenate([xtr, xn]), np.concatenate([ytr, yn])
         ktr = np.concatenate([ktr, kn.astype(str)])
         early = np.concatenate([early, (yn == 1) & (an <= cfg.early_s)])

@@ -116,6 +116,11 @@ def test_node_windows_come_from_the_pipeline_and_are_cached_by_the_code_that_mak
     assert {str(k)[len("node:"):] for k in kind[y == 0]} <= set(dataset.SCENARIOS)
     assert np.all(age >= 0) and np.all(np.abs(x).max(axis=(1, 2)) <= 127)
     assert len(list(tmp_path.glob("node-windows-*.npz"))) == 1
+    # training's and validation's sets in one pool (no cache): each as it comes alone
+    both = node_windows.trigger_window_sets([(11, 0.05), (13, 0.02)], keep=2, max_runs=20, quakes_per_hour=40.0)
+    alone = node_windows.trigger_windows(**dict(args, seed=13, hours=0.02, cache_dir=None))
+    assert len(alone[0]) and all(np.array_equal(a, b) for a, b in zip(both[0], (x, y, kind, age)))
+    assert all(np.array_equal(a, b) for a, b in zip(both[1], alone))
 
     class NoPool:  # a second call must read the cache, not replay the recordings again
         def __init__(self, *a, **k):
