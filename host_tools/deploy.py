@@ -607,8 +607,8 @@ def upload(t: Transport, build: Build, profile: dict | None = None, cfg: dict | 
 
     Files: the build (.mpy package and /main.py), /board.json (profile, validated), /config.json
     (cfg, validated against the profile) and the model at cfg's detector.model (model.json and the
-    golden vectors beside it). Then stale_files()
-    are removed (remove_stale) and the manifest is written last.
+    golden vectors beside it). Then stale_files() are removed (remove_stale) and the manifest is
+    written last.
     progress(stage="upload", done_bytes, total_bytes).
     """
     wanted: list[tuple[str, bytes]] = [(f.node_path, f.local.read_bytes()) for f in build.files if f.node_path != "/main.py"]

@@ -59,10 +59,10 @@ class TrainConfig:
     # of visible synthetic quakes, 15 of 18 real records, 0.50 false/h, median delay 1.22 s; seeds 1,
     # 2 and 3: 92.9/92.0/87.1%, 12/8/9 real, 0.56/0.67/0.72 false/h, 1.42/0.96/1.77 s
     # (benchmarks/seed_spread.py): the real-record count is mostly the seed's. Validating and
-    # exporting a moving average of the weights instead (decay 0.999 per batch;
-    # branch `ema`) narrowed the spread, seeds 0-2: 95.7/95.1/94.8%, 12/13/14 real, 0.72/0.72/0.50
-    # false/h; but the calibration chose 6-8 confirmations on the smoother scores, and the median delay
-    # grew to 1.32/1.79/1.77 s: not adopted. Held to at most 4 confirmations (replayed offline on their
+    # exporting a moving average of the weights instead (decay 0.999 per batch; branch `ema`)
+    # narrowed the spread, seeds 0-2: 95.7/95.1/94.8%, 12/13/14 real, 0.72/0.72/0.50 false/h; but
+    # the calibration chose 6-8 confirmations on the smoother scores, and the median delay grew to
+    # 1.32/1.79/1.77 s: not adopted. Held to at most 4 confirmations (replayed offline on their
     # score traces), all three gave 14 of 18 real records at 0.67-0.78 false/h and 1.06-1.43 s.
     seed: int = 0
     epochs: int = 100
