@@ -176,17 +176,12 @@ def trigger_window_sets(sets: list[tuple[int, float]], keep: int = 5, max_runs: 
         todo.append((i, jobs, path))
     if todo:
         flat = [(i, j, job) for i, jobs, _ in todo for j, job in enumerate(jobs)]
-        results: dict[tuple[int, int], tuple] = {}
         with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
             futs = {(i, j): ex.submit(_trigger_job, job) for i, j, job in sorted(flat, key=lambda f: -f[2][2])}
-            for k, f in futs.items():
-                results[k] = f.result()
-        for i, jobs, path in todo:
-            parts = [results[(i, j)] for j in range(len(jobs))]
-            xs, ys, ages = [p[0] for p in parts], [p[1] for p in parts], [p[3] for p in parts]
-            kinds = [k for p in parts for k in p[2]]
-            out[i] = (np.concatenate(xs) if xs else np.zeros((0, 200, 3), np.int8), np.concatenate(ys) if ys else np.zeros(0, np.float32),
-                      np.array(kinds), np.concatenate(ages) if ages else np.zeros(0, np.float32))
+        for i, jobs, path in todo:  # every scenario gives a part, so none of the concatenations is empty
+            parts = [futs[(i, j)].result() for j in range(len(jobs))]
+            out[i] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                      np.array([k for p in parts for k in p[2]]), np.concatenate([p[3] for p in parts]))
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(path, x=out[i][0], y=out[i][1], kind=out[i][2], age=out[i][3])
