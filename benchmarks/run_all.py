@@ -28,6 +28,7 @@ QUICK = (
     ("real_delay", []),
     ("real_by_sensor", []),
     ("spectra_real_vs_synth", []),
+    ("p_to_s_ratios", []),
     ("log_throughput", []),
     ("upload_vnode", []),
     ("simulator_scale", []),

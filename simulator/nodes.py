@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr
 
+from .physics import P_PGA_RATIO, P_PGA_RATIO_SIGMA
+
 G_GAL = 980.665
 
 # Sensor self-noise density in ug/sqrt(Hz) (datasheets): ADXL355 22.5; ADXL345 290 (x, y) to 430 (z),
@@ -82,7 +84,8 @@ class StaLtaDetector:
     """
 
     def __init__(self, on: float = 2.5, sta_s: float = 1.0, confirm_s: float = 1.0, min_pga_gal: float = 1.0,
-                 beta: float = 0.4, p_ratio: float = 0.35, p_ratio_sigma: float = 0.4, delay_sigma: float = 0.3):
+                 beta: float = 0.4, p_ratio: float = P_PGA_RATIO, p_ratio_sigma: float = P_PGA_RATIO_SIGMA,
+                 delay_sigma: float = 0.3):
         self.on = on
         self.sta_s = sta_s
         self.confirm_s = confirm_s
@@ -129,7 +132,7 @@ class StaLtaDetector:
 class CurveDetector:
     """A measured detection curve: p_detect and median delay after P, interpolated in log PGA."""
 
-    def __init__(self, pga_gal, p_detect, delay_s, delay_sigma: float = 0.3, p_ratio: float = 0.35, name: str = "curve"):
+    def __init__(self, pga_gal, p_detect, delay_s, delay_sigma: float = 0.3, p_ratio: float = P_PGA_RATIO, name: str = "curve"):
         x = np.asarray(pga_gal, dtype=np.float64)
         p = np.asarray(p_detect, dtype=np.float64)
         d = np.asarray(delay_s, dtype=np.float64)
@@ -167,7 +170,8 @@ class CurveDetector:
         return DetectDraw(det, np.zeros(n, dtype=np.int8), delay, seen)
 
 
-def load_curve(path: str | Path, sensors: tuple[str, ...], p_ratio: float = 0.35, delay_sigma: float = 0.3) -> dict[str, CurveDetector]:
+def load_curve(path: str | Path, sensors: tuple[str, ...], p_ratio: float = P_PGA_RATIO,
+               delay_sigma: float = 0.3) -> dict[str, CurveDetector]:
     """Read a detection-curve JSON: one curve for every sensor type, or one per sensor name."""
     path = Path(path)
     try:

@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 EARTH_R_KM = 6371.0
+# Peak P over the PGA of the S wave that follows: median and sigma_ln over the 29 OpenEEW records of
+# the train and val events with a clear P (benchmarks/p_to_s_ratios.py). A node that detects on the P
+# wave has seen this share of the PGA to come.
+P_PGA_RATIO = 0.18
+P_PGA_RATIO_SIGMA = 0.47
 _GRID_DX_KM = 0.01  # travel-time table spacing (layered models)
 _CACHE_MAX = 64  # travel-time tables kept per model (~1.6 MB each at 2000 km)
 

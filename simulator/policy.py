@@ -81,7 +81,7 @@ class PolicyConfig:
     plum_radius_km: float = config_field(30.0, "float", 0.0, lo_open=True)
     mmi_threshold: float = config_field(4.0, "float", 1.0, 10.0)  # alert targets with predicted MMI >= this
     min_mag: float = config_field(4.0, "float", 0.0, 10.0)  # no alert for smaller estimates
-    p_pga_ratio: float = config_field(0.35, "float", 0.0, 1.0, lo_open=True)  # PGA at a P detection / final PGA
+    p_pga_ratio: float = config_field(physics.P_PGA_RATIO, "float", 0.0, 1.0, lo_open=True)  # PGA at a P detection / final PGA
     depths_km: tuple = config_field((10.0, 30.0, 50.0, 70.0), "floats", 0.0)
     grid_half_km: float = config_field(100.0, "float", 0.0, lo_open=True)
     grid_step_km: float = config_field(10.0, "float", 0.0, lo_open=True)  # refined to a 125th of this

@@ -217,7 +217,7 @@ def _network(spacing_km=8.0, half_deg=0.7):
     return g[0].ravel(), g[1].ravel()
 
 
-def _quake_detections(nlat, nlon, vm, mag=6.0, depth=15.0, ratio=0.35):
+def _quake_detections(nlat, nlon, vm, mag=6.0, depth=15.0, ratio=physics.P_PGA_RATIO):
     epi = physics.epicentral_km(nlat, nlon, QLAT, QLON)
     t = vm.p_time(epi, depth)
     med, _ = physics.ba08(mag, epi, 760.0, dtype=np.float64)
