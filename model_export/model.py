@@ -90,10 +90,15 @@ def macs(spec: ModelSpec) -> int:
     return total + feat
 
 
-def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: bool = False):
+def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: bool = False, conv_head: bool = False):
     """The Keras model: input (batch, WINDOW, CHANNELS) float (int8 / 127), output sigmoid (batch, 1).
 
     `logit`: the same network (same weights) without the final sigmoid, as exported for the node.
+    `conv_head` (the "flatten" head, for export): the dense layers as convolutions, the first one
+    spanning the whole feature map, the second 1 x 1; the same function as Flatten + Dense with the
+    weights reshaped (`transfer_weights`), lowered to CONV_2D instead of FULLY_CONNECTED. TFLM's
+    int8 FULLY_CONNECTED rounds differently from LiteRT's on about 1% of inputs (1 LSB), its CONV_2D
+    never did (export's cross-check, 3,000 windows).
     """
     import keras
 
@@ -110,6 +115,12 @@ def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: 
             raise ValueError("Invalid layer kind: %r (sep or nothing)" % kind[0])
         else:
             x = keras.layers.Conv2D(filters, (k, 1), strides=(s, 1), padding="same", activation="relu", name="conv%d" % i)(x)
+    if conv_head and spec.head == "flatten":
+        if spec.dense:
+            x = keras.layers.Conv2D(spec.dense, tuple(x.shape[1:3]), padding="valid", activation="relu", name="dense")(x)
+        x = keras.layers.Conv2D(1, (1, 1), name="score")(x)
+        out = keras.layers.Reshape((1,), name="logit")(x if logit else keras.layers.Activation("sigmoid")(x))
+        return keras.Model(inp, out, name="seismote_detector")
     if spec.head == "gap":
         x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     else:
@@ -120,6 +131,12 @@ def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: 
         x = keras.layers.Dense(spec.dense, activation="relu", name="dense")(x)
     out = keras.layers.Dense(1, activation=None if logit else "sigmoid", name="score")(x)
     return keras.Model(inp, out, name="seismote_detector")
+
+
+def transfer_weights(src, dst) -> None:
+    """Copy the weights of `src` into `dst`, a build_model of the same spec with another head: a
+    Dense kernel after Flatten of (H, 1, C) is, reshaped, the kernel of the Conv2D spanning H x 1."""
+    dst.set_weights([w.reshape(t.shape) for w, t in zip(src.get_weights(), dst.get_weights())])
 
 
 def to_input(x_int8):

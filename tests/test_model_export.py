@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zlib
@@ -97,7 +98,7 @@ def test_training_that_collapses_to_a_constant_score_restarts_then_fails_clearly
     from seismote.model_export.train import MAX_RESTARTS, TrainConfig, train
 
     # a learning rate far too high kills every ReLU in the first steps: the score is then constant
-    cfg = TrainConfig(seed=3, epochs=4, batch_size=64, spec=ModelSpec(**TINY), node_hours=0.0, learning_rate=300.0)
+    cfg = TrainConfig(seed=3, epochs=4, batch_size=64, spec=ModelSpec(**TINY), node_hours=0.0, learning_rate=3000.0)
     with pytest.raises(RuntimeError, match="collapsed to a constant output %d times" % (MAX_RESTARTS + 1)):
         train(small_ds, cfg, tmp_path)
     assert not (tmp_path / "model.keras").exists()
@@ -203,6 +204,45 @@ def test_export_calibrates_a_rule_per_sensor_when_asked(small_ds, trained, tmp_p
     assert {s: r["sensor"] for s, r in cal["records_by_sensor"].items()} == {s: s for s in SENSORS[1:]}
     assert all(r["real_quakes"] == 0 for r in cal["records_by_sensor"].values())
     assert json.loads((trained[0] / "calibration.json").read_text()).keys() == set(SENSORS)
+
+
+def test_a_failed_export_leaves_the_artifact_already_there_whole(small_ds, trained, exported, tmp_path, monkeypatch):
+    from seismote.model_export import tflm
+    from seismote.model_export.export import ExportError, export
+
+    out = tmp_path / "model"
+    shutil.copytree(exported[0], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def disagree(model, x, expected=None):
+        return {"n": len(x), "tflm_vs_litert_identical": False, "max_abs_diff": 1}
+
+    monkeypatch.setattr(tflm, "cross_check", disagree)
+    with pytest.raises(ExportError, match="TFLM and LiteRT disagree"):
+        export(small_ds, trained[0], out, probe=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no half-made artifact left beside it
+
+
+def test_dense_head_exports_as_convolutions_with_the_same_function():
+    """TFLM's and LiteRT's int8 FULLY_CONNECTED differ by 1 LSB on ~1% of inputs; the exported head is CONV_2D."""
+    from seismote.model_export import tflm
+    from seismote.model_export.export import convert
+    from seismote.model_export.model import ModelSpec, build_model, transfer_weights
+
+    spec = ModelSpec(convs=((4, 7, 4), (8, 5, 5, "sep")), head="flatten", dense=6, dropout=0.1)
+    src = build_model(spec, batch=1, logit=True)
+    rng = np.random.default_rng(0)
+    src.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in src.get_weights()])
+    dst = build_model(spec, batch=1, logit=True, conv_head=True)
+    transfer_weights(src, dst)
+    x = rng.integers(-127, 128, (64, 200, 3)).astype(np.int8)
+    xf = x.astype(np.float32) / 127
+    assert np.allclose(src.predict(xf, verbose=0), dst.predict(xf, verbose=0), atol=1e-5)
+    blob = convert(dst, x[:32])
+    ops = tflm.graph_ops(blob)
+    assert "FULLY_CONNECTED" not in ops and ops[-3:] == ["CONV_2D", "CONV_2D", "RESHAPE"]
+    assert tflm.cross_check(blob, x)["tflm_vs_litert_identical"]
 
 
 def test_op_allow_list_rejects_other_ops(tmp_path):
