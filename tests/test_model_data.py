@@ -20,8 +20,8 @@ from seismote.firmware.detector_input import WINDOW, quantize
 from seismote.firmware.pipeline import Pipeline
 from seismote.model_export import real
 from seismote.model_export.dataset import (
-    META_DTYPE, DatasetConfig, build_dataset, condition, continuous_records, fingerprint, quantize_windows,
-    to_counts, windows_at)
+    LATE_RANGE, META_DTYPE, TRIGGER_AFTER_S, DatasetConfig, build_dataset, condition, continuous_records, fingerprint,
+    quantize_windows, to_counts, windows_at)
 from seismote.model_export.synth_noise import NOISE_KINDS, SENSOR_NOISE_UG, sensor_noise, synth_noise, synth_noise_events
 from seismote.model_export.synth_quake import VP_KMS, VS_KMS, corner_frequency, synth_quake
 
@@ -79,17 +79,23 @@ def test_s_minus_p_time_and_arrivals():
 
 
 def test_p_to_s_amplitude_ratios():
+    """Peak P/S within the quartiles of the OpenEEW train and val records (benchmarks/p_to_s_ratios.py:
+    vertical 0.17-0.41, horizontal 0.10-0.16, P vertical/horizontal 0.65-1.30), not the theoretical
+    spectrum's ~5x and ~2x stronger P, which taught the detector to wait for the S wave on real records."""
     rng = np.random.default_rng(4)
-    hor, ver = [], []
+    hor, ver, zh = [], [], []
     for _ in range(40):
-        mag, dist = rng.uniform(4.0, 7.0), rng.uniform(20.0, 150.0)
-        acc, m = synth_quake(mag, dist, 10.0, rate=100.0, duration_s=200.0, p_at_s=5.0, rng=rng, building=False)
+        mag, dist = rng.uniform(4.5, 7.0), rng.uniform(20.0, 150.0)
+        acc, m = synth_quake(mag, dist, 20.0, rate=50.0, duration_s=120.0, p_at_s=5.0, rng=rng, building=False)
         p, s = m["p_index"], m["s_index"]
-        s_h = np.abs(acc[s:, 1:]).max()
-        hor.append(np.abs(acc[p:s, 1:]).max() / s_h)
-        ver.append(np.abs(acc[p:s, 0]).max() / np.abs(acc[p:s, 1:]).max())
-    assert 0.15 <= np.median(hor) <= 0.5  # P/S on the horizontals (~0.2-0.5)
-    assert np.median(ver) > 1.2  # P is larger on the vertical than on the horizontals
+        pw, sw = np.abs(acc[p:s]), np.abs(acc[s:])
+        ver.append(pw[:, 0].max() / sw[:, 0].max())
+        hor.append(pw[:, 1:].max() / sw[:, 1:].max())
+        zh.append(pw[:, 0].max() / pw[:, 1:].max())
+    assert 0.17 <= np.median(ver) <= 0.45
+    assert 0.08 <= np.median(hor) <= 0.2
+    assert 0.65 <= np.median(zh) <= 1.5
+    assert np.median(ver) > 2 * np.median(hor)  # S is mostly horizontal, P less so
 
 
 def _velocity_spectrum_peak(mag, dist, rng, n_real=8):
@@ -371,9 +377,10 @@ def test_small_dataset_follows_the_contract(small):
     kinds = set(ds.kind)
     assert {"noise:" + k for k in NOISE_KINDS} <= kinds and "quake" in kinds and "quake:pre-p" in kinds
     pos_t = ds.meta["t_after_p_s"][ds.y == 1]
-    assert np.all((pos_t >= 0.1 - 1e-6) & (pos_t <= 20.0 + 1e-6))
+    # the latest: a window after a trigger at the end of LATE_RANGE
+    assert np.all((pos_t >= 0.1 - 1e-6) & (pos_t <= LATE_RANGE[1] + TRIGGER_AFTER_S[1] + 1e-6))
     early = (pos_t <= 3.0).mean()
-    assert early > 0.4
+    assert early > 0.3  # P windows too weak for snr_min drop out: a third of quake windows, not half
     pre = ds.kind == "quake:pre-p"
     assert np.all(ds.meta["t_after_p_s"][pre] <= -0.1 + 1e-6) and np.all(ds.y[pre] == 0)
     assert np.all(ds.y[np.char.startswith(ds.kind, "noise:")] == 0)
