@@ -10,8 +10,11 @@ test events are left out, so the synthetic P calibrated on these figures never s
 - Pz/Ph and Sz/Sh: vertical over horizontal peak within each window;
 - P SNR: peak in the P window over the peak of the 10 s of noise before P - 2 s;
 - P/PGA: peak P on any component over the peak horizontal S, high-passed at 0.3 Hz instead (the
-  simulator's `nodes.p_ratio`: the P wave's share of the PGA a node first sees).
-The Z/H ratios and P/PGA are taken on the records whose P SNR >= 5, where the P peak is the P wave's
+  simulator's `nodes.p_ratio`: the P wave's share of the PGA a node first sees);
+- P centroid: the spectral centroid (Hz, Welch, all components) of the first 2.5 s of P, and P
+  half-rise: the time (s) its envelope takes to reach half its peak in those 2.5 s, both
+  high-passed at 0.5 Hz; S centroid the same from S - 0.5 s.
+The Z/H ratios, P/PGA and the spectra are taken on the records whose P SNR >= 5, where the P peak is the P wave's
 and not the noise's. Each real record is matched by `--draws` noise-free synthetic quakes
 (synth_quake, 20 km deep as records.csv assumes) at its magnitude and distance, at its 31.25 Hz.
 Prints one JSON line per set with medians and quartiles (and sigma_ln of P/PGA).
@@ -35,8 +38,9 @@ from seismote.model_export import real  # noqa: E402
 from seismote.model_export.synth_quake import synth_quake  # noqa: E402
 
 RATE = 31.25
-KEYS = ("z_p_over_s", "h_p_over_s", "pz_over_ph", "sz_over_sh", "p_over_pga", "p_snr")
-STRONG_P_ONLY = ("pz_over_ph", "sz_over_sh", "p_over_pga")
+KEYS = ("z_p_over_s", "h_p_over_s", "pz_over_ph", "sz_over_sh", "p_over_pga", "p_centroid_hz", "p_half_rise_s",
+        "s_centroid_hz", "p_snr")
+STRONG_P_ONLY = ("pz_over_ph", "sz_over_sh", "p_over_pga", "p_centroid_hz", "p_half_rise_s", "s_centroid_hz")
 
 
 def ratios(data: np.ndarray, rate: float, p: float, s: float) -> dict | None:
@@ -51,8 +55,20 @@ def ratios(data: np.ndarray, rate: float, p: float, s: float) -> dict | None:
         return None
     pz, ph, sz, sh = pw[:, 0].max(), pw[:, 1:].max(), sw[:, 0].max(), sw[:, 1:].max()
     bp, bs, _ = windows(signal.butter(2, 0.3, btype="high", fs=rate, output="sos"))
+    hp = signal.sosfilt(signal.butter(2, 0.5, btype="high", fs=rate, output="sos"), data, axis=0)
+    p_cen, p_rise = onset_shape(hp[int(p * rate):int((p + 2.5) * rate)], rate)
+    s_cen, _ = onset_shape(hp[int((s - 0.5) * rate):int((s + 2.0) * rate)], rate)
     return {"z_p_over_s": pz / sz, "h_p_over_s": ph / sh, "pz_over_ph": pz / ph, "sz_over_sh": sz / sh,
-            "p_over_pga": bp.max() / bs[:, 1:].max(), "p_snr": pw.max() / max(nw.max(), 1e-12)}
+            "p_over_pga": bp.max() / bs[:, 1:].max(), "p_centroid_hz": p_cen, "p_half_rise_s": p_rise,
+            "s_centroid_hz": s_cen, "p_snr": pw.max() / max(nw.max(), 1e-12)}
+
+
+def onset_shape(w: np.ndarray, rate: float) -> tuple[float, float]:
+    """Spectral centroid (Hz) of an (n, 3) window and the time (s) its envelope takes to half its peak."""
+    f, pxx = signal.welch(w, fs=rate, nperseg=min(32, len(w)), axis=0)
+    total = pxx.sum(axis=1)
+    env = np.abs(signal.hilbert(w, axis=0)).sum(axis=1)
+    return float((f * total).sum() / total.sum()), float(np.argmax(env >= 0.5 * env.max()) / rate)
 
 
 def real_rows(events: list[str]) -> list[dict]:
