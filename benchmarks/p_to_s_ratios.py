@@ -14,9 +14,10 @@ test events are left out, so the synthetic P calibrated on these figures never s
 - P centroid: the spectral centroid (Hz, Welch, all components) of the first 2.5 s of P, and P
   half-rise: the time (s) its envelope takes to reach half its peak in those 2.5 s, both
   high-passed at 0.5 Hz; S centroid the same from S - 0.5 s.
-The Z/H ratios, P/PGA and the spectra are taken on the records whose P SNR >= 5, where the P peak is the P wave's
-and not the noise's. Each real record is matched by `--draws` noise-free synthetic quakes
-(synth_quake, 20 km deep as records.csv assumes) at its magnitude and distance, at its 31.25 Hz.
+The Z/H ratios, P/PGA and the spectra are taken on the records whose P SNR >= 5, where the P
+peak is the P wave's and not the noise's. Each real record is matched by `--draws` noise-free
+synthetic quakes (synth_quake, 20 km deep as records.csv assumes) at its magnitude and distance, at
+its 31.25 Hz.
 Prints one JSON line per set with medians and quartiles (and sigma_ln of P/PGA).
 
     python benchmarks/p_to_s_ratios.py [--draws 5] [--records]
