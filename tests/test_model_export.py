@@ -228,7 +228,7 @@ def test_dense_head_exports_as_convolutions_with_the_same_function():
     """TFLM's and LiteRT's int8 FULLY_CONNECTED differ by 1 LSB on ~1% of inputs; the exported head is CONV_2D."""
     from seismote.model_export import tflm
     from seismote.model_export.export import convert
-    from seismote.model_export.model import ModelSpec, build_model, transfer_weights
+    from seismote.model_export.model import ModelSpec, build_model, to_input, transfer_weights
 
     spec = ModelSpec(convs=((4, 7, 4), (8, 5, 5, "sep")), head="flatten", dense=6, dropout=0.1)
     src = build_model(spec, batch=1, logit=True)
@@ -237,8 +237,7 @@ def test_dense_head_exports_as_convolutions_with_the_same_function():
     dst = build_model(spec, batch=1, logit=True, conv_head=True)
     transfer_weights(src, dst)
     x = rng.integers(-127, 128, (64, 200, 3)).astype(np.int8)
-    xf = x.astype(np.float32) / 127
-    assert np.allclose(src.predict(xf, verbose=0), dst.predict(xf, verbose=0), atol=1e-5)
+    assert np.allclose(src.predict(to_input(x), verbose=0), dst.predict(to_input(x), verbose=0), atol=1e-5)
     blob = convert(dst, x[:32])
     ops = tflm.graph_ops(blob)
     assert "FULLY_CONNECTED" not in ops and ops[-3:] == ["CONV_2D", "CONV_2D", "RESHAPE"]
