@@ -144,10 +144,10 @@ class NodesConfig:
     """[nodes]: the detection model and the nodes' noise and false triggers."""
 
     detector: str = config_field("stalta", "path")  # "stalta" or a curve JSON {pga_gal, p_detect, delay_s}
-    on: float = config_field(2.5, "float", 1.0)
-    sta_s: float = config_field(1.0, "float", 0.0)
-    confirm_s: float = config_field(1.0, "float", 0.0)
-    min_pga_gal: float = config_field(1.0, "float", 0.0)
+    on: float = config_field(nodes.TRIGGER_ON, "float", 1.0)
+    sta_s: float = config_field(nodes.TRIGGER_STA_S, "float", 0.0)
+    confirm_s: float = config_field(nodes.CONFIRM_S, "float", 0.0)
+    min_pga_gal: float = config_field(nodes.MIN_PGA_GAL, "float", 0.0)
     beta: float = config_field(0.4, "float", 0.0, lo_open=True)
     p_ratio: float = config_field(physics.P_PGA_RATIO, "float", 0.0, 1.0, lo_open=True)
     p_ratio_sigma: float = config_field(physics.P_PGA_RATIO_SIGMA, "float", 0.0)

@@ -34,9 +34,16 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr
 
+from ..firmware import config as fwconfig
 from .physics import P_PGA_RATIO, P_PGA_RATIO_SIGMA
 
 G_GAL = 980.665
+# The node's own defaults (firmware/config.py), which the "stalta" detection model mirrors.
+_NODE = fwconfig.default()
+TRIGGER_ON = float(_NODE["trigger"]["on"])
+TRIGGER_STA_S = float(_NODE["trigger"]["sta_s"])
+CONFIRM_S = float(_NODE["detector"]["confirm_s"])
+MIN_PGA_GAL = float(_NODE["detector"]["min_pga_gal"])
 
 # Sensor self-noise density in ug/sqrt(Hz) (datasheets): ADXL355 22.5; ADXL345 290 (x, y) to 430 (z),
 # taken as 360; MPU-6050 400.
@@ -83,9 +90,9 @@ class StaLtaDetector:
     lognormal scatter `delay_sigma`.
     """
 
-    def __init__(self, on: float = 2.5, sta_s: float = 1.0, confirm_s: float = 1.0, min_pga_gal: float = 1.0,
-                 beta: float = 0.4, p_ratio: float = P_PGA_RATIO, p_ratio_sigma: float = P_PGA_RATIO_SIGMA,
-                 delay_sigma: float = 0.3):
+    def __init__(self, on: float = TRIGGER_ON, sta_s: float = TRIGGER_STA_S, confirm_s: float = CONFIRM_S,
+                 min_pga_gal: float = MIN_PGA_GAL, beta: float = 0.4, p_ratio: float = P_PGA_RATIO,
+                 p_ratio_sigma: float = P_PGA_RATIO_SIGMA, delay_sigma: float = 0.3):
         self.on = on
         self.sta_s = sta_s
         self.confirm_s = confirm_s
