@@ -1,8 +1,9 @@
 """Run the benchmarks (`make bench`): each script in its own process, its JSON lines passed through.
 
 The quick ones run by default (minutes in all on 2 cores). Those that train or trace models for tens
-of minutes run only with --all: decision_rules (about 25 min), real_windows (builds the data set if
-it is not cached), real_capacity (two trainings) and seed_spread (a training per seed).
+of minutes run only with --all: decision_rules (about 25 min), trigger_settings (about 20 min),
+real_windows (builds the data set if it is not cached), real_capacity (two trainings) and
+seed_spread (a training per seed).
 
     python benchmarks/run_all.py [--all] [--only NAME ...]
 
@@ -37,6 +38,7 @@ QUICK = (
 LONG = (
     ("real_windows", []),
     ("decision_rules", []),
+    ("trigger_settings", []),
     ("real_capacity", []),
     ("seed_spread", ["--name", "committed"]),
 )

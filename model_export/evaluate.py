@@ -196,12 +196,12 @@ class TraceDetector(Probe):
         return False
 
 
-def trace_record(rec, sensor: str, model_dir: Path) -> dict:
-    """Score traces of every event of the node pipeline on `rec` (one segment)."""
+def trace_record(rec, sensor: str, model_dir: Path, trigger: dict | None = None) -> dict:
+    """Score traces of every event of the node pipeline on `rec` (one segment); `trigger`: node_model's."""
     from ..firmware.config import PIPELINE_RATE_HZ
     from ..host_tools.replay import load_detector
 
-    node = node_model(sensor)
+    node = node_model(sensor, trigger=trigger)
     tr = TraceDetector(load_detector(model_dir))
     onsets = drive(rec, node, tr)
     fs = PIPELINE_RATE_HZ
@@ -240,23 +240,23 @@ def simulate(events: list[dict], on_q: int, off_q: int, confirm_n: int, min_pga_
     return out
 
 
-def _trace_job(args) -> dict:
+def _trace_job(args, trigger: dict | None = None) -> dict:
     from .dataset import continuous_records
 
     scenario, seed, hours, quakes_per_hour, model_dir, group, sensor = args
     rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), quakes_per_hour=quakes_per_hour, sensor=sensor))
-    out = trace_record(rec.to_record(), rec.sensor, model_dir)
+    out = trace_record(rec.to_record(), rec.sensor, model_dir, trigger)
     out.update(group=group, scenario=scenario, sensor=sensor, duration_s=rec.duration_s, quakes=rec.quakes, activities=rec.activities)
     return out
 
 
-def _real_trace_job(args) -> list[dict]:
+def _real_trace_job(args, trigger: dict | None = None) -> list[dict]:
     from . import real
 
     event, model_dir = args
     out = []
     for ex in real.openeew_examples(events=[event]):
-        r = trace_record(ex["record"], "adxl355", model_dir)
+        r = trace_record(ex["record"], "adxl355", model_dir, trigger)
         vis = visible_real(ex)
         r.update(group="real", scenario="real", duration_s=ex["record"].duration_s, activities=[],
                  quakes=[{"p_s": ex["p_offset_s"], "end_s": ex["p_offset_s"] + REAL_AFTER_P_S}] if vis else [])
@@ -288,14 +288,16 @@ def calibration_jobs(model_dir: Path, hours: float, quake_hours: float, sensor: 
 
 
 def trace_runs(jobs: list[tuple], real_events, model_dir: Path, workers: int = 2, progress=None,
-               stage: str = "calibration recordings") -> list[dict]:
-    """Score traces (trace_record) of the recordings `jobs` and of the real events' records."""
+               stage: str = "calibration recordings", trigger: dict | None = None) -> list[dict]:
+    """Score traces (trace_record) of the recordings `jobs` and of the real events' records, by a node
+    with the default trigger or with `trigger`'s fields overridden."""
     say = progress or (lambda stage, done, total: None)
     runs: list[dict] = []
     total = len(jobs) + len(real_events)
     say(stage, 0, total)
     with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
-        futs = [ex.submit(_trace_job, j) for j in jobs] + [ex.submit(_real_trace_job, (e, model_dir)) for e in real_events]
+        futs = ([ex.submit(_trace_job, j, trigger) for j in jobs]
+                + [ex.submit(_real_trace_job, (e, model_dir), trigger) for e in real_events])
         for i, f in enumerate(futs):
             r = f.result()
             runs.extend(r if isinstance(r, list) else [r])

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 
-def node_model(sensor: str, model_dir: Path | None = None):
-    """The default node with this sensor (and the model in `model_dir`, None: the rule)."""
+def node_model(sensor: str, model_dir: Path | None = None, trigger: dict | None = None):
+    """The default node with this sensor (and the model in `model_dir`, None: the rule); `trigger`
+    overrides fields of its trigger configuration (benchmarks/trigger_settings.py)."""
     from ..firmware import config as fwconfig
     from ..host_tools.replay import NodeModel
 
-    return NodeModel(fwconfig.validate({"node_id": "eval", "sensor": {"type": sensor}}), model_dir)
+    return NodeModel(fwconfig.validate({"node_id": "eval", "sensor": {"type": sensor}, "trigger": dict(trigger or {})}), model_dir)
 
 
 class Probe:

@@ -87,6 +87,9 @@ class TrainConfig:
     # and 11 of 12 real val records at 0.25 false/h, 2.54 s (the weights before: 86.3%, 10 of 12,
     # 0.44/h, 3.41 s). With the P spectrum and rise too (the committed model): 88.2% and 12 of 12 at
     # 0.44/h, 1.38 s, where the P/S-only weights gave 88.2%, 11 of 12, 0.25/h, 2.79 s.
+    # Trained on a 0.5 s STA's trigger windows (node trigger.sta_s 0.5; 304,752 training windows):
+    # calibrated with that trigger, 89.5% and 12 of 12 at 0.44/h but 1.79 s (confirm_n 8), where the
+    # committed weights with the same trigger give 89.5%, 12 of 12, 0.47/h, 1.29 s. Not adopted.
     node_hours: float = 48.0
     node_keep: int = 2  # keep every 2nd inference window (every 0.2 s at the 0.1 s stride)
     node_seed: int = 3001  # continuous recordings for training; val uses node_seed + 1000

@@ -700,6 +700,26 @@ def test_decision_replayed_from_score_traces():
     assert simulate(ev, 80, 30, 1, 1.0) == [10.3]  # confirmed at 10.2, reported once the PGA reaches 1 gal
 
 
+def test_traces_with_a_trigger_override_run_the_node_with_those_settings():
+    """evaluate.trace_record(..., trigger=...) (benchmarks/trigger_settings.py): the node replays the
+    record with those trigger fields (a 0.5 s STA sets off 0.5 s sooner on the demo's Pinotepa P wave
+    than the default 1 s), and a setting the node's configuration refuses is refused by name."""
+    from seismote.host_tools.cli import DEMO_RECORD
+    from seismote.host_tools.waveforms import read_records
+    from seismote.model_export.evaluate import trace_record
+    from seismote.model_export.node_windows import node_model
+
+    assert node_model("adxl355", trigger={"sta_s": 0.5}).cfg["trigger"]["sta_s"] == 0.5
+    assert node_model("adxl355").cfg["trigger"]["sta_s"] == fwconfig.default()["trigger"]["sta_s"] == 1.0
+    rec = read_records([str(p) for p in DEMO_RECORD])[0]
+    slow, fast = (trace_record(rec, "adxl355", ARTIFACT, trig) for trig in (None, {"sta_s": 0.5}))
+    assert slow["events"] and fast["events"]
+    assert fast["events"][0]["onset_t"] < slow["events"][0]["onset_t"] < fast["events"][0]["onset_t"] + 1.0
+    assert all(ev["trace"] for ev in fast["events"])  # the model scored every event
+    with pytest.raises(fwconfig.ConfigError, match="trigger.sta_s"):
+        node_model("adxl355", trigger={"sta_s": 50.0})
+
+
 def test_calibration_picks_the_most_detections_within_the_false_rate_then_the_shortest_delay():
     """evaluate.choose_consecutive on traced runs: a door in an hour of activity, one quake (P at 100 s)."""
     from seismote.model_export.evaluate import choose_consecutive, rule_metrics, simulate
