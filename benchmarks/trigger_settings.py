@@ -49,6 +49,7 @@ def rounded(m: dict) -> dict:
 
 
 def setting_row(model_dir: Path, trigger: dict, hours: float, workers: int) -> dict:
+    """The figures of one trigger setting (the module docstring's JSON line)."""
     t0 = time.time()
     runs = E.trace_runs(E.calibration_jobs(model_dir, hours, hours), real.split_events(0)["val"], model_dir, workers,
                         trigger=trigger)
