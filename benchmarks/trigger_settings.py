@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seismote.model_export import evaluate as E  # noqa: E402
 from seismote.model_export import real  # noqa: E402
 
+from decision_rules import rounded  # noqa: E402  (benchmarks/ is this script's sys.path[0])
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SETS = ('{"sta_s": 0.5}', '{"on": 2.0}', '{"sta_s": 0.5, "on": 2.0}')
 
@@ -42,10 +44,6 @@ def trigger_delays(runs: list[dict]) -> list[float]:
             onsets = [ev["onset_t"] for ev in r["events"]]
             out += [d for d in E.match(onsets, r["quakes"], r["activities"])["delays"] if d is not None]
     return out
-
-
-def rounded(m: dict) -> dict:
-    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in m.items()}
 
 
 def setting_row(model_dir: Path, trigger: dict, hours: float, workers: int) -> dict:
