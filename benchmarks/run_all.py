@@ -41,6 +41,7 @@ LONG = (
     ("trigger_settings", []),
     ("real_capacity", []),
     ("seed_spread", ["--name", "committed"]),
+    ("train_speed", []),
 )
 
 

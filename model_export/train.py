@@ -41,6 +41,7 @@ import dataclasses
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -185,6 +186,19 @@ def lowpass(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(y * (127.0 / peak)), -127, 127).astype(np.int8)
 
 
+def epoch_inputs(cfg: TrainConfig, xtr: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's model inputs (augmented, band-limited for `lowpass_p` of them, shuffled) and the
+    order of the training windows in them: a function of (cfg.seed, epoch) alone."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    xe = augment(xtr, rng, cfg.augment) if cfg.augment else xtr
+    if cfg.lowpass_p > 0:
+        sel = rng.random(len(xe)) < cfg.lowpass_p
+        xe = xe.copy()
+        xe[sel] = lowpass(xe[sel])
+    order = rng.permutation(len(xe))
+    return to_input(xe[order]), order
+
+
 # Batches per call into the compiled graph: the model is so small that Python's per-batch overhead
 # was a third of an epoch. Same batches in the same order, so the weights are bit-identical to one
 # batch per call (checked: 3 epochs at 1, 8 and 64 give the same weights, and a whole training of
@@ -209,37 +223,37 @@ def _fit(cfg, xtr, ytr, sw, xva_f, yva, lr, t0, progress):
     best_weights = model.get_weights()
     history: list[dict] = []
     since_best = 0
-    for epoch in range(cfg.epochs):
-        rng = np.random.default_rng([cfg.seed, epoch])
-        xe = augment(xtr, rng, cfg.augment) if cfg.augment else xtr
-        if cfg.lowpass_p > 0:
-            sel = rng.random(len(xe)) < cfg.lowpass_p
-            xe = xe.copy()
-            xe[sel] = lowpass(xe[sel])
-        order = rng.permutation(len(xe))
-        h = model.fit(to_input(xe[order]), ytr[order], batch_size=cfg.batch_size, epochs=1, shuffle=False,
-                      sample_weight=sw[order], verbose=0)
-        val = model.evaluate(xva_f, yva, batch_size=1024, verbose=0, return_dict=True)
-        logs = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]), "val_loss": float(val["loss"]),
-                "val_auc": float(val["auc"]), "val_pr_auc": float(val["pr_auc"]), "lr": lr, "s": round(time.time() - t0, 1)}
-        history.append(logs)
-        if epoch + 1 == COLLAPSE_EPOCHS:
-            spread = float(np.std(model.predict_on_batch(xva_f[:4096])))
-            if not spread > 1e-5:  # one score for every window (or NaN): nothing left to learn with
-                return None
-        if logs["val_loss"] < best[0] - 1e-4:
-            best = (logs["val_loss"], epoch + 1)
-            best_weights = model.get_weights()
-            since_best = 0
-        else:
-            since_best += 1
-            if since_best == cfg.patience // 2:  # plateau: lower the learning rate once per plateau
-                lr *= 0.3
-                model.optimizer.learning_rate.assign(lr)
-        if progress is not None:
-            progress(epoch + 1, cfg.epochs, logs)
-        if since_best >= cfg.patience:
-            break
+    # The next epoch's inputs are made in a thread while this one fits (NumPy and TensorFlow's kernels
+    # run without the GIL): they depend on (seed, epoch) only, so the weights are the same as made in line.
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        coming = ahead.submit(epoch_inputs, cfg, xtr, 0)
+        for epoch in range(cfg.epochs):
+            xe, order = coming.result()
+            if epoch + 1 < cfg.epochs:
+                coming = ahead.submit(epoch_inputs, cfg, xtr, epoch + 1)
+            h = model.fit(xe, ytr[order], batch_size=cfg.batch_size, epochs=1, shuffle=False, sample_weight=sw[order], verbose=0)
+            del xe
+            val = model.evaluate(xva_f, yva, batch_size=1024, verbose=0, return_dict=True)
+            logs = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]), "val_loss": float(val["loss"]),
+                    "val_auc": float(val["auc"]), "val_pr_auc": float(val["pr_auc"]), "lr": lr, "s": round(time.time() - t0, 1)}
+            history.append(logs)
+            if epoch + 1 == COLLAPSE_EPOCHS:
+                spread = float(np.std(model.predict_on_batch(xva_f[:4096])))
+                if not spread > 1e-5:  # one score for every window (or NaN): nothing left to learn with
+                    return None
+            if logs["val_loss"] < best[0] - 1e-4:
+                best = (logs["val_loss"], epoch + 1)
+                best_weights = model.get_weights()
+                since_best = 0
+            else:
+                since_best += 1
+                if since_best == cfg.patience // 2:  # plateau: lower the learning rate once per plateau
+                    lr *= 0.3
+                    model.optimizer.learning_rate.assign(lr)
+            if progress is not None:
+                progress(epoch + 1, cfg.epochs, logs)
+            if since_best >= cfg.patience:
+                break
     model.set_weights(best_weights)
     return model, best, history
 
