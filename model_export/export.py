@@ -220,8 +220,8 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        meta = _export(ds, Path(train_dir), work, fpr, hysteresis, confirm_n, stride, probe, cal_hours, target_fph, workers,
-                       progress, per_sensor)
+        meta = _export(ds, Path(train_dir), work, fpr=fpr, hysteresis=hysteresis, confirm_n=confirm_n, stride=stride, probe=probe,
+                       cal_hours=cal_hours, target_fph=target_fph, workers=workers, progress=progress, per_sensor=per_sensor)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -232,7 +232,7 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
     return meta
 
 
-def _export(ds, train_dir: Path, out_dir: Path, fpr, hysteresis, confirm_n, stride, probe, cal_hours, target_fph, workers,
+def _export(ds, train_dir: Path, out_dir: Path, *, fpr, hysteresis, confirm_n, stride, probe, cal_hours, target_fph, workers,
             progress, per_sensor) -> dict:
     import keras
 
