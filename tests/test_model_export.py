@@ -22,7 +22,6 @@ import subprocess
 import sys
 import zlib
 from array import array
-from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -81,24 +80,12 @@ def test_training_is_reproducible(small_ds, trained, tmp_path, monkeypatch):
     from seismote.model_export import train as train_mod
 
     out, cfg, res = trained
-
-    class InLine:
-        """Each epoch's inputs made when asked for, in this thread, instead of ahead in another."""
-
-        def __init__(self, max_workers):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def submit(self, fn, *args):
-            done = Future()
-            done.set_result(fn(*args))
-            return done
-
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        from train_speed import InLine  # an executor that runs each job when it is submitted
+    finally:
+        sys.path.remove(bench)
     # again, with one batch per call into the graph instead of STEPS_PER_EXECUTION and the inputs made
     # in line: speed settings only
     assert train_mod.STEPS_PER_EXECUTION > 1
