@@ -92,7 +92,8 @@ def rules():
 
 
 def detector(rule: dict):
-    if rule["family"] == "cusum":
+    """Detection times of one run under `rule` (a rules() item, or a model.json decision: the node's rule)."""
+    if rule.get("family") == "cusum":
         return lambda r: cusum(r["events"], rule["k"], rule["h"], r["min_pga_gal"], rule["max_runs"])
     return lambda r: E.simulate(r["events"], rule["on_q"], rule["off_q"], rule["confirm_n"], r["min_pga_gal"], rule["max_runs"])
 

@@ -75,9 +75,9 @@ def main() -> None:
     t0 = time.perf_counter()
     T.epoch_inputs(cfg, x, 0)
     inputs_s = time.perf_counter() - t0
-    threaded = T.ThreadPoolExecutor
-    line_s, w_line = run(cfg, x, y, sw, to_input(xva), yva, InLine)
-    ahead_s, w_ahead = run(cfg, x, y, sw, to_input(xva), yva, threaded)
+    threaded, xva_f = T.ThreadPoolExecutor, to_input(xva)
+    line_s, w_line = run(cfg, x, y, sw, xva_f, yva, InLine)
+    ahead_s, w_ahead = run(cfg, x, y, sw, xva_f, yva, threaded)
     print(json.dumps({"windows": len(x), "epochs": a.epochs, "inputs_s": round(inputs_s, 1),
                       "epoch_s_in_line": round(line_s, 1), "epoch_s_ahead": round(ahead_s, 1),
                       "ahead_over_in_line": round(ahead_s / line_s, 3),

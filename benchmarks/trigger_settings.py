@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seismote.model_export import evaluate as E  # noqa: E402
 from seismote.model_export import real  # noqa: E402
 
-from decision_rules import rounded  # noqa: E402  (benchmarks/ is this script's sys.path[0])
+from decision_rules import detector, rounded  # noqa: E402  (benchmarks/ is this script's sys.path[0])
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SETS = ('{"sta_s": 0.5}', '{"on": 2.0}', '{"sta_s": 0.5, "on": 2.0}')
@@ -52,8 +52,7 @@ def setting_row(model_dir: Path, trigger: dict, hours: float, workers: int) -> d
     runs = E.trace_runs(E.calibration_jobs(model_dir, hours, hours), real.split_events(0)["val"], model_dir, workers,
                         trigger=trigger)
     rule = json.loads((model_dir / "model.json").read_text())["decision"]
-    bundled = E.rule_metrics(runs, lambda r: E.simulate(r["events"], rule["on_q"], rule["off_q"], rule["confirm_n"],
-                                                        r["min_pga_gal"], rule["max_runs"]))
+    bundled = E.rule_metrics(runs, detector(rule))
     trig = trigger_delays(runs)
     return {"trigger": trigger, "trigger_median_s": round(float(np.median(trig)), 2) if trig else None,
             "trigger_reached": len(trig), "quakes": bundled["quakes"], "bundled_rule": rounded(bundled),
