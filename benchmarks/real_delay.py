@@ -1,8 +1,9 @@
 """Where the detector's delay after P on real records comes from: the trigger, the PGA floor or the model.
 
-Replays each clearly visible record of the real OpenEEW test events (OpenEEW / Grillo, CC BY-SA 4.0)
-through the node pipeline with the detector scoring every inference while the STA/LTA trigger is on
-(evaluate.trace_record), and prints one JSON line per record with, in seconds after P:
+Replays each clearly visible record of one split's real OpenEEW events (`--split`, test by default;
+OpenEEW / Grillo, CC BY-SA 4.0) through the node pipeline with the detector scoring every
+inference while the STA/LTA trigger is on (evaluate.trace_record), and prints one JSON line per
+record with, in seconds after P:
 - trigger_s: the first trigger of the node's STA/LTA at or after P - 2 s (nothing else can start
   the model);
 - pga_s: the first inference at which the PGA reaches detector.min_pga_gal (the confirmation
@@ -16,7 +17,7 @@ back, and those where the model confirms later than both, with the median delay 
 the trigger's own median delay over all the records (never: infinite): the detector runs only while
 the trigger is on, so no model behind it reaches a lower median.
 
-    python benchmarks/real_delay.py [--model firmware/model] [--late 3]
+    python benchmarks/real_delay.py [--model firmware/model] [--late 3] [--split test|val|train]
 """
 
 from __future__ import annotations
@@ -69,12 +70,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=ROOT / "firmware" / "model")
     ap.add_argument("--late", type=float, default=3.0, help="a trigger this long after P counts as late (s)")
+    ap.add_argument("--split", choices=("test", "val", "train"), default="test", help="which real events (split by event)")
     a = ap.parse_args()
     model_dir = a.model.resolve()
     decision = json.loads((model_dir / "model.json").read_text())["decision"]
     groups: dict[str, list] = {}
     triggers: list[float] = []
-    for ev in real.split_events(0)["test"]:
+    for ev in real.split_events(0)[a.split]:
         for ex in real.openeew_examples(events=[ev]):
             if not E.visible_real(ex):
                 continue
