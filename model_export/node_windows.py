@@ -68,7 +68,7 @@ def drive(rec, node, probe: Probe) -> list[tuple[float, int]]:
     for seg in r.segments:
         pipe.reset()
         probe.offset = seg.offset_s
-        for x, y, z in node.to_counts(seg.data).tolist():
+        for x, y, z in node.samples(seg.data):
             if pipe.push(x, y, z) == fwpipeline.TRIGGER:
                 onsets.append((seg.offset_s, pipe.n))
     return onsets
