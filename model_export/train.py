@@ -68,6 +68,12 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 100
     patience: int = 10  # epochs without a better val loss before stopping
+    # Batches of 512 take 0.65x the time per epoch of 128 here, but on the calibration recordings
+    # (committed weights: 88.2% of the synthetic quakes, 12 of 12 real val records at 0.44 false/h,
+    # 1.38 s; real val median 3.96 s after P, benchmarks/real_delay.py --split val): lr 6e-3 collapsed
+    # once and restarted at 2e-3, 53 epochs in 17.4 min, 88.1%, 12 of 12, 0.47/h, 1.47 s, real val
+    # 6.73 s; lr 2e-3 with 16 real passes (dataset.REAL_PASSES) 78 epochs in 23.7 min, 88.5%, 11 of
+    # 12, 0.50/h, 1.39 s, real val 4.66 s. Neither adopted.
     batch_size: int = 128
     learning_rate: float = 3e-3
     threads: int = 2
