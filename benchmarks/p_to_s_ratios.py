@@ -55,22 +55,23 @@ STRONG_P_ONLY = ("pz_over_ph", "sz_over_sh", "p_over_pga", "p_centroid_hz", "p_h
 
 def ratios(data: np.ndarray, rate: float, p: float, s: float) -> dict | None:
     """The KEYS of one (n, 3) Z/N/E record with P and S at p and s seconds, or None if too short."""
-    def windows(sos) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = np.abs(signal.sosfiltfilt(sos, data, axis=0))
-        return tuple(x[max(0, int(round(a * rate))):int(round(b * rate))]
-                     for a, b in ((p, min(p + 5.0, s - 1.0)), (s - 1.0, s + 20.0), (p - 12.0, p - 2.0)))
+    def filtered(sos) -> np.ndarray:
+        return np.abs(signal.sosfiltfilt(sos, data, axis=0))
 
-    band = signal.butter(2, [1.0, min(10.0, 0.45 * rate)], btype="band", fs=rate, output="sos")
-    pw, sw, nw = windows(band)
+    def cut(x: np.ndarray, spans) -> tuple[np.ndarray, ...]:
+        return tuple(x[max(0, int(round(a * rate))):int(round(b * rate))] for a, b in spans)
+
+    phases = ((p, min(p + 5.0, s - 1.0)), (s - 1.0, s + 20.0), (p - 12.0, p - 2.0))  # P, S, noise
+    band = filtered(signal.butter(2, [1.0, min(10.0, 0.45 * rate)], btype="band", fs=rate, output="sos"))
+    pw, sw, nw = cut(band, phases)
     if min(len(pw), len(sw), len(nw)) < 10:
         return None
     coda = np.nan
     if s - p >= 4.0:
-        x = signal.sosfiltfilt(band, data, axis=0)
-        late, first = (x[int(round(a * rate)):int(round(b * rate))] for a, b in ((s - 2.0, s - 0.5), (p, p + 2.0)))
+        late, first = cut(band, ((s - 2.0, s - 0.5), (p, p + 2.0)))
         coda = float(np.sqrt((late ** 2).sum(axis=1).mean() / (first ** 2).sum(axis=1).mean()))
     pz, ph, sz, sh = pw[:, 0].max(), pw[:, 1:].max(), sw[:, 0].max(), sw[:, 1:].max()
-    bp, bs, _ = windows(signal.butter(2, 0.3, btype="high", fs=rate, output="sos"))
+    bp, bs, _ = cut(filtered(signal.butter(2, 0.3, btype="high", fs=rate, output="sos")), phases)
     hp = signal.sosfilt(signal.butter(2, 0.5, btype="high", fs=rate, output="sos"), data, axis=0)
     p_cen, p_rise = onset_shape(hp[int(p * rate):int((p + 2.5) * rate)], rate)
     s_cen, _ = onset_shape(hp[int((s - 0.5) * rate):int((s + 2.0) * rate)], rate)
