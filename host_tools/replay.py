@@ -95,8 +95,8 @@ class NodeModel:
 
     def samples(self, gal: np.ndarray) -> Iterator[tuple[int, int, int]]:
         """The node's (x, y, z) counts of `gal` one sample at a time, as Python ints for
-        Pipeline.push: three flat lists zipped (an (n, 3) tolist makes a list per sample, which
-        took a fifth of the replay)."""
+        Pipeline.push: three flat lists zipped. An (n, 3) tolist makes a list per sample, which the
+        cyclic GC then rescans: the node-window replay took 1.4x as long with it."""
         return zip(*self.to_counts(gal).T.tolist())
 
 
