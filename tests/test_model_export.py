@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import zlib
 from array import array
 from pathlib import Path
@@ -31,6 +30,7 @@ from click.testing import CliRunner
 from seismote.firmware import config as fwconfig
 from seismote.firmware import detector as fwdetector
 from seismote.firmware import pipeline as fwpipeline
+from tests.support import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "firmware" / "model"
@@ -80,12 +80,7 @@ def test_training_is_reproducible(small_ds, trained, tmp_path, monkeypatch):
     from seismote.model_export import train as train_mod
 
     out, cfg, res = trained
-    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
-    sys.path.insert(0, bench)
-    try:
-        from train_speed import InLine  # an executor that runs each job when it is submitted
-    finally:
-        sys.path.remove(bench)
+    InLine = benchmark("train_speed").InLine  # an executor that runs each job when it is submitted
     # again, with one batch per call into the graph instead of STEPS_PER_EXECUTION and the inputs made
     # in line: speed settings only
     assert train_mod.STEPS_PER_EXECUTION > 1

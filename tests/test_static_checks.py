@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import benchmark
+
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
 MYPY_INI = FIRMWARE / "mypy.ini"
@@ -138,11 +140,7 @@ def test_firmware_type_checks_against_esp32_stubs() -> None:
 
 def test_make_bench_runs_every_benchmark() -> None:
     # `make bench` runs benchmarks/run_all.py: a benchmark it does not list is one nobody runs
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import run_all
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    run_all = benchmark("run_all")
     listed = {name for name, _ in run_all.QUICK + run_all.LONG}
     scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"run_all"}
     assert listed == scripts

@@ -1,0 +1,17 @@
+"""Helpers shared by the host tests."""
+
+import importlib
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark(name: str):
+    """benchmarks/<name>.py as a module, so a test checks the figure the benchmark reports with the
+    benchmark's own code (benchmarks/ is on sys.path only while it imports, as when it runs)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
