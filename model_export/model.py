@@ -8,7 +8,10 @@ stops at the logit (`build_model(logit=True)`, see firmware/detector.py).
 
 The 1-D convolutions are written as Conv2D with (k, 1) kernels over a (WINDOW, 1, CHANNELS) view, so
 the converted graph is one RESHAPE followed by plain CONV_2D kernels (ESP-NN accelerated on the
-ESP32) instead of the EXPAND_DIMS / SQUEEZE pairs Keras' Conv1D lowers to. Only TFLM builtins
+ESP32) instead of the EXPAND_DIMS / SQUEEZE pairs Keras' Conv1D lowers to. Training lays time along
+the width instead ((1, k) kernels over (1, WINDOW, CHANNELS), `time_on="width"`): TensorFlow's CPU
+kernels fit it in 0.88-0.94x the time with bit-identical weights (benchmarks/train_speed.py), and
+`transfer_weights` moves them into the exported layout unchanged (only a 1 swaps places). Only TFLM builtins
 that the ESP32 build of TFLite Micro provides are used; `ALLOWED_OPS` is checked against the
 converted graph by the tests and by export.
 
@@ -90,7 +93,8 @@ def macs(spec: ModelSpec) -> int:
     return total + feat
 
 
-def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: bool = False, conv_head: bool = False):
+def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: bool = False, conv_head: bool = False,
+                time_on: str = "height"):
     """The Keras model: input (batch, WINDOW, CHANNELS) float (int8 / 127), output sigmoid (batch, 1).
 
     `logit`: the same network (same weights) without the final sigmoid, as exported for the node.
@@ -99,22 +103,27 @@ def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: 
     weights reshaped (`transfer_weights`), lowered to CONV_2D instead of FULLY_CONNECTED. TFLM's
     int8 FULLY_CONNECTED rounds differently from LiteRT's on about 1% of inputs (1 LSB); their CONV_2D
     agreed on all 3,000 test windows tried, on two models.
+    `time_on`: the axis of the 2-D view time runs along, "height" (the exported graph) or "width"
+    (training: the same function and weights, faster on TensorFlow's CPU kernels).
     """
     import keras
 
     if spec.head not in ("gap", "flatten"):
         raise ValueError("Invalid head: %r (gap or flatten)" % spec.head)
+    if time_on not in ("width", "height"):
+        raise ValueError("Invalid time_on: %r (width or height)" % time_on)
+    along = (lambda n: (1, n)) if time_on == "width" else (lambda n: (n, 1))  # a 2-D size with n along time
     inp = keras.Input((WINDOW, CHANNELS), batch_size=batch, name="window")
-    x = keras.layers.Reshape((WINDOW, 1, CHANNELS), name="as_2d")(inp)
+    x = keras.layers.Reshape(along(WINDOW) + (CHANNELS,), name="as_2d")(inp)
     for i, (filters, k, s, *kind) in enumerate(spec.convs):
         if kind and kind[0] == "sep":
-            # strides (s, s): TensorFlow's CPU depthwise kernel wants equal strides; the width is 1, so
-            # the second stride changes nothing.
-            x = keras.layers.SeparableConv2D(filters, (k, 1), strides=(s, s), padding="same", activation="relu", name="sep%d" % i)(x)
+            # strides (s, s): TensorFlow's CPU depthwise kernel wants equal strides; the other axis has
+            # size 1, so its stride changes nothing.
+            x = keras.layers.SeparableConv2D(filters, along(k), strides=(s, s), padding="same", activation="relu", name="sep%d" % i)(x)
         elif kind:
             raise ValueError("Invalid layer kind: %r (sep or nothing)" % kind[0])
         else:
-            x = keras.layers.Conv2D(filters, (k, 1), strides=(s, 1), padding="same", activation="relu", name="conv%d" % i)(x)
+            x = keras.layers.Conv2D(filters, along(k), strides=along(s), padding="same", activation="relu", name="conv%d" % i)(x)
     if conv_head and spec.head == "flatten":
         if spec.dense:
             x = keras.layers.Conv2D(spec.dense, tuple(x.shape[1:3]), padding="valid", activation="relu", name="dense")(x)
@@ -135,7 +144,8 @@ def build_model(spec: ModelSpec = ModelSpec(), batch: int | None = None, logit: 
 
 def transfer_weights(src, dst) -> None:
     """Copy the weights of `src` into `dst`, a build_model of the same spec with another head: a
-    Dense kernel after Flatten of (H, 1, C) is, reshaped, the kernel of the Conv2D spanning H x 1."""
+    Dense kernel after Flatten of (H, 1, C) or (1, W, C) is, reshaped, the kernel of the Conv2D spanning
+    the feature map; the kernels of a model laid out with time on the other axis (`time_on`) likewise."""
     dst.set_weights([w.reshape(t.shape) for w, t in zip(src.get_weights(), dst.get_weights())])
 
 

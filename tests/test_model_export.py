@@ -50,7 +50,7 @@ def small_ds(tmp_path_factory):
     return build_dataset(DatasetConfig(seed=0, small=True), cache)
 
 
-TINY = dict(convs=((4, 7, 2), (8, 5, 4), (8, 3, 4)), head="gap", dense=0, dropout=0.0)
+TINY = dict(convs=((4, 7, 2), (8, 5, 4), (8, 3, 4, "sep")), head="gap", dense=0, dropout=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +81,19 @@ def test_training_is_reproducible(small_ds, trained, tmp_path, monkeypatch):
 
     out, cfg, res = trained
     InLine = benchmark("train_speed").InLine  # an executor that runs each job when it is submitted
-    # again, with one batch per call into the graph instead of STEPS_PER_EXECUTION and the inputs made
-    # in line: speed settings only
-    assert train_mod.STEPS_PER_EXECUTION > 1
+    # again, with one batch per call into the graph instead of STEPS_PER_EXECUTION, the inputs made
+    # in line and time along the height of the network's 2-D view (the exported layout): speed
+    # settings only
+    assert train_mod.STEPS_PER_EXECUTION > 1 and train_mod.TIME_ON == "width"
     monkeypatch.setattr(train_mod, "STEPS_PER_EXECUTION", 1)
     monkeypatch.setattr(train_mod, "ThreadPoolExecutor", InLine)
+    monkeypatch.setattr(train_mod, "TIME_ON", "height")
     again = train_mod.train(small_ds, cfg, tmp_path)
     assert [h["loss"] for h in again["history"]] == [h["loss"] for h in res["history"]]
     w1 = keras.models.load_model(out / "model.keras").get_weights()
     w2 = keras.models.load_model(tmp_path / "model.keras").get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
+    assert w1[0].shape == (1, 7, 3, 4) and w2[0].shape == (7, 1, 3, 4)  # the first kernel, in each layout
+    assert all(np.array_equal(a, b.reshape(a.shape)) for a, b in zip(w1, w2))
     assert res["data_fingerprint"] == small_ds.fingerprint
     assert sum(res["node_trigger_windows"]["train"].values()) > 0
     assert res["restarts"] == 0
