@@ -97,6 +97,10 @@ class TrainConfig:
     # Trained on a 0.5 s STA's trigger windows (node trigger.sta_s 0.5; 304,752 training windows):
     # calibrated with that trigger, 89.5% and 12 of 12 at 0.44/h but 1.79 s (confirm_n 8), where the
     # committed weights with the same trigger give 89.5%, 12 of 12, 0.47/h, 1.29 s. Not adopted.
+    # Again with TIME_ON and calibration held to 4 confirmations (304,345 windows, 67 epochs, 36 min 22 s
+    # from nothing on the EPYC): 89.4%, 12 of 12, 0.50/h, 1.41 s (3 confirmations); held out 97.4%,
+    # 15 of 18 real, 0.53 false/h of activity, 0.24 per quiet day, 1.21 s after P (1.17 s committed),
+    # real 18.7 s. No sooner: not adopted.
     node_hours: float = 48.0
     # keep every 2nd inference window (every 0.2 s at the 0.1 s stride). Every 3rd: `build-data` +
     # `train` 25 min 33 s from nothing on the 2-core AMD EPYC (202,728 windows, 59 epochs, 18 min of
