@@ -16,9 +16,9 @@ after the trigger, a door, a knock), which windows cut around event onsets cover
 after a trigger a quake set off (quakes are inserted, 2.5 <= M <= 7.5, visible at 4x the background)
 they are what it must confirm, aligned as the node aligns them. The same is done with other seeds
 for the val split. Early stopping on the val loss (best weights kept). A run whose score is the same
-for every val window after COLLAPSE_EPOCHS epochs (every ReLU dead: it happened when the data or the
-input coding changed) starts again from another initialisation at a third of the learning rate, at
-most MAX_RESTARTS times; train.json records the restarts.
+for every val window after any of its first COLLAPSE_EPOCHS epochs (every ReLU dead: it happened when
+the data or the input coding changed) starts again from another initialisation at a third of the
+learning rate, at most MAX_RESTARTS times; train.json records the collapsed runs.
 Classes are weighted to balance (n / (2 n_class)). Augmentation, exact on int8 windows
 (detector_input.quantize is symmetric): the sign of all three axes flipped together (ground
 motion has no preferred polarity), the two horizontal axes swapped and each one's sign flipped
@@ -227,11 +227,24 @@ STEPS_PER_EXECUTION = 32
 # recipe compared on the 2-core AMD EPYC) in 0.88-0.94x the time per epoch (benchmarks/train_speed.py).
 TIME_ON = "width"
 MAX_RESTARTS = 2
-COLLAPSE_EPOCHS = 3  # epochs after which a constant output counts as collapsed
+# A constant output after any of the first COLLAPSE_EPOCHS epochs counts as collapsed. A network whose
+# ReLUs are all dead gets no gradient to revive them, so checking each epoch rather than only the last
+# restarts the same runs, sooner: on the 2-core EPYC the committed recipe's first run is constant after
+# its first epoch (35 s instead of about 80 s spent on it).
+COLLAPSE_EPOCHS = 3
+
+
+class _Collapsed(Exception):
+    def __init__(self, record: dict):
+        super().__init__("collapsed")
+        self.record = record
 
 
 def _fit(cfg, xtr, ytr, sw, xva_f, yva, lr, t0, progress):
-    """One training run: (model with its best weights, (best val loss, epoch), history), or None if collapsed."""
+    """One training run: (model with its best weights, (best val loss, epoch), history).
+
+    Raises _Collapsed (with the run's learning rate, epoch and time) if the score is constant.
+    """
     import keras
 
     model = build_model(cfg.spec, time_on=TIME_ON)
@@ -259,10 +272,10 @@ def _fit(cfg, xtr, ytr, sw, xva_f, yva, lr, t0, progress):
             logs = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]), "val_loss": float(val["loss"]),
                     "val_auc": float(val["auc"]), "val_pr_auc": float(val["pr_auc"]), "lr": lr, "s": round(time.time() - t0, 1)}
             history.append(logs)
-            if epoch + 1 == COLLAPSE_EPOCHS:
+            if epoch + 1 <= COLLAPSE_EPOCHS:
                 spread = float(np.std(model.predict_on_batch(xva_f[:4096])))
                 if not spread > 1e-5:  # one score for every window (or NaN): nothing left to learn with
-                    return None
+                    raise _Collapsed({"lr": lr, "epoch": epoch + 1, "val_loss": logs["val_loss"], "s": logs["s"]})
             if logs["val_loss"] < best[0] - 1e-4:
                 best = (logs["val_loss"], epoch + 1)
                 best_weights = model.get_weights()
@@ -315,18 +328,19 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
     sw *= np.where(early, np.float32(cfg.early_weight), np.float32(1.0))
     xva_f = to_input(xva)
     t0 = time.time()
-    restarts = 0
+    collapsed: list[dict] = []
     while True:
         # a network whose ReLUs all die early gives one constant score for ever (seen when the data
         # or the input coding changes): start again from another initialisation, more gently
-        fit = _fit(cfg, xtr, ytr, sw, xva_f, yva, cfg.learning_rate / 3.0 ** restarts, t0, progress)
-        if fit is not None or restarts >= MAX_RESTARTS:
+        try:
+            model, best, history = _fit(cfg, xtr, ytr, sw, xva_f, yva, cfg.learning_rate / 3.0 ** len(collapsed), t0, progress)
             break
-        restarts += 1
-        keras.utils.set_random_seed(cfg.seed + 1000 * restarts)
-    if fit is None:
-        raise RuntimeError("training collapsed to a constant output %d times; lower TrainConfig.learning_rate" % (restarts + 1))
-    model, best, history = fit
+        except _Collapsed as c:
+            collapsed.append(c.record)
+        if len(collapsed) > MAX_RESTARTS:
+            raise RuntimeError("training collapsed to a constant output %d times (after epoch %s); lower TrainConfig.learning_rate"
+                               % (len(collapsed), ", ".join(str(c["epoch"]) for c in collapsed)))
+        keras.utils.set_random_seed(cfg.seed + 1000 * len(collapsed))
     model.save(out_dir / "model.keras")
     summary = {
         "config": cfg.to_dict(),
@@ -338,7 +352,8 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
         "best_epoch": best[1],
         "best_val_loss": best[0],
         "epochs_run": len(history),
-        "restarts": restarts,
+        "restarts": len(collapsed),
+        "collapsed": collapsed,
         "seconds": round(time.time() - t0, 1),
         "macs": macs(cfg.spec),
         "params": int(model.count_params()),

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import zlib
@@ -101,12 +102,15 @@ def test_training_is_reproducible(small_ds, trained, tmp_path, monkeypatch):
 
 def test_training_that_collapses_to_a_constant_score_restarts_then_fails_clearly(small_ds, tmp_path):
     from seismote.model_export.model import ModelSpec
-    from seismote.model_export.train import MAX_RESTARTS, TrainConfig, train
+    from seismote.model_export.train import COLLAPSE_EPOCHS, MAX_RESTARTS, TrainConfig, train
 
-    # a learning rate far too high kills every ReLU in the first steps: the score is then constant
+    # a learning rate far too high kills every ReLU in the first steps: the score is then constant,
+    # and each run stops at the first epoch it is seen (the first run's after one epoch), not at the last checked
     cfg = TrainConfig(seed=3, epochs=4, batch_size=64, spec=ModelSpec(**TINY), node_hours=0.0, learning_rate=3000.0)
-    with pytest.raises(RuntimeError, match="collapsed to a constant output %d times" % (MAX_RESTARTS + 1)):
+    with pytest.raises(RuntimeError, match="collapsed to a constant output %d times" % (MAX_RESTARTS + 1)) as err:
         train(small_ds, cfg, tmp_path)
+    epochs = [int(e) for e in re.search(r"after epoch ([\d, ]+)\)", str(err.value)).group(1).split(", ")]
+    assert len(epochs) == MAX_RESTARTS + 1 and epochs[0] == 1 and max(epochs) <= COLLAPSE_EPOCHS
     assert not (tmp_path / "model.keras").exists()
 
 
