@@ -64,6 +64,8 @@ BEFORE_P_S = 2.0
 REAL_AFTER_P_S = 90.0
 VISIBLE_SNR = 8.0  # "clearly visible": peak >= 8x the noise rms before P (the OpenEEW records.csv label's rule)
 MAG_BINS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+# SNR bands for where the delay after P goes: the trigger's part and the model's confirmation
+SNR_BINS = (VISIBLE_SNR, 30.0, 100.0, math.inf)
 DIST_BINS = (0.0, 10.0, 30.0, 100.0, 300.0)
 SENSORS = tuple(COUNTS_PER_G)  # the sensors the firmware drives; SENSORS[0] (the ADXL355) is the headline's
 
@@ -617,6 +619,21 @@ def sensor_figures(runs: list[dict]) -> dict:
             "median_delay_after_p_s": {m: _median(delays[m]) for m in METHODS}}
 
 
+def delay_by_snr(quakes: list[dict]) -> dict:
+    """Per SNR band of the quakes (summarise's): how many the node's trigger and the model catch, their
+    median delays after P, and the median time from each quake's trigger to the model's confirmation."""
+    out = {}
+    for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):
+        band = [q for q in quakes if lo <= q["snr"] < hi]
+        both = [q for q in band if q["trigger"] is not None and q["model"] is not None]
+        if band:
+            out["SNR %g-%g" % (lo, hi) if hi < math.inf else "SNR >= %g" % lo] = {
+                "n": len(band), "trigger_rate": _rate([q["trigger"] for q in band]), "model_rate": _rate([q["model"] for q in band]),
+                "trigger_median_s": _median([q["trigger"] for q in band]), "model_median_s": _median([q["model"] for q in band]),
+                "confirmation_median_s": _median([q["model"] - q["trigger"] for q in both])}
+    return out
+
+
 def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) -> dict:
     """The evaluation's results from the scored recordings; the headline and targets are the first
     sensor's (SENSORS[0]; a run without a "sensor" is one of its), `by_sensor` compares them all."""
@@ -723,6 +740,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "quakes": quakes,
         "quakes_any_snr": everything,
         "by_magnitude": by_mag,
+        "delay_by_snr": delay_by_snr(quakes),
         "by_distance": by_dist,
         "false_by_scenario": false_by_scenario,
         "false_by_activity": false_by_activity,
@@ -1013,6 +1031,15 @@ def report(res: dict, meta: dict) -> str:
         L.append("\nThe node's STA/LTA trigger, from which the model runs (first inference one stride later), sets off "
                  "on %s of the clearly visible synthetic quakes, a median %s s after P: the rest of the model's delay is "
                  "its confirmation." % (_fmt(s["node_trigger_rate_synthetic"], True), _fmt(s["node_trigger_median_delay_s_synthetic"])))
+    if res.get("delay_by_snr"):
+        L.append("\nBy the quake's SNR (its peak over the background rms), clearly visible synthetic quakes: the trigger's "
+                 "part of the delay and the model's confirmation (per quake, from its trigger).\n")
+        L.append("| SNR | n | triggered | trigger, median s after P | detected | model, median s after P | confirmation, median s |")
+        L.append("| --- | --- | --- | --- | --- | --- | --- |")
+        for k, v in res["delay_by_snr"].items():
+            L.append("| %s | %d | %s | %s | %s | %s | %s |" % (
+                k[len("SNR "):], v["n"], _fmt(v["trigger_rate"], True), _fmt(v["trigger_median_s"]), _fmt(v["model_rate"], True),
+                _fmt(v["model_median_s"]), _fmt(v["confirmation_median_s"])))
     if len(s.get("by_sensor", {})) > 1:
         L.append("\n## By sensor\n")
         L.append("The activity and quake-rich recordings as read by each sensor the firmware drives, each with the decision "

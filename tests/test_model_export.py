@@ -778,6 +778,11 @@ def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     assert s["node_trigger_rate_synthetic"] == 1.0
     assert s["node_trigger_median_delay_s_synthetic"] == pytest.approx(0.4)
     assert s["median_delay_after_p_s_synthetic"]["model"] == pytest.approx(1.2)
+    # where that delay goes, by SNR band: 0.4 s to the trigger, 0.8 s from it to the model's confirmation
+    assert list(res["delay_by_snr"]) == ["SNR 30-100"]
+    band = res["delay_by_snr"]["SNR 30-100"]
+    assert (band["n"], band["trigger_rate"], band["model_rate"]) == (1, 1.0, 1.0)
+    assert (band["trigger_median_s"], band["model_median_s"], band["confirmation_median_s"]) == pytest.approx((0.4, 1.2, 0.8))
     # one false detection in a day of the quiet site: its hour among the activity scenarios + 23 h alone
     assert s["false_per_day_quiet_synthetic"]["model"] == 1.0 and s["quiet_synthetic_hours"] == 24.0
     assert s["false_per_hour_by_scenario"]["quiet"]["model"] == 1.0  # the activity table: that hour only
