@@ -11,9 +11,9 @@ the converted graph is one RESHAPE followed by plain CONV_2D kernels (ESP-NN acc
 ESP32) instead of the EXPAND_DIMS / SQUEEZE pairs Keras' Conv1D lowers to. Training lays time along
 the width instead ((1, k) kernels over (1, WINDOW, CHANNELS), `time_on="width"`): TensorFlow's CPU
 kernels fit it in 0.88-0.94x the time with bit-identical weights (benchmarks/train_speed.py), and
-`transfer_weights` moves them into the exported layout unchanged (only a 1 swaps places). Only TFLM builtins
-that the ESP32 build of TFLite Micro provides are used; `ALLOWED_OPS` is checked against the
-converted graph by the tests and by export.
+`transfer_weights` moves them into the exported layout unchanged (only a 1 swaps places). Only TFLM
+builtins that the ESP32 build of TFLite Micro provides are used; `ALLOWED_OPS` is checked against
+the converted graph by the tests and by export.
 
     spec = ModelSpec()                    # the default architecture
     model = build_model(spec)             # Keras model, batch None (training)
