@@ -83,8 +83,8 @@ def cusum(events: list[dict], k: int, h: int, min_pga_gal: float, max_runs: int 
 
 def rules():
     """(rule, tie-break) pairs: the calibration's own grid of the node's rule, then the CUSUMs."""
-    for n, mr, on_q, off_q in E.consecutive_rules():
-        yield {"family": "consecutive", "confirm_n": n, "max_runs": mr, "on_q": on_q, "off_q": off_q}, on_q
+    for n, mr, on_q, off_q, lb in E.consecutive_rules():
+        yield {"family": "consecutive", "confirm_n": n, "max_runs": mr, "on_q": on_q, "off_q": off_q, "lookback": lb}, on_q
     for k in CUSUM_KS:
         for h in CUSUM_HS:
             for mr in (0, 40):
@@ -95,7 +95,8 @@ def detector(rule: dict):
     """Detection times of one run under `rule` (a rules() item, or a model.json decision: the node's rule)."""
     if rule.get("family") == "cusum":
         return lambda r: cusum(r["events"], rule["k"], rule["h"], r["min_pga_gal"], rule["max_runs"])
-    return lambda r: E.simulate(r["events"], rule["on_q"], rule["off_q"], rule["confirm_n"], r["min_pga_gal"], rule["max_runs"])
+    return lambda r: E.simulate(r["events"], rule["on_q"], rule["off_q"], rule["confirm_n"], r["min_pga_gal"], rule["max_runs"],
+                                lookback=rule.get("lookback", 0))
 
 
 def rounded(m: dict) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seismote.model_export import evaluate as E  # noqa: E402
 from seismote.model_export import real  # noqa: E402
-from seismote.model_export.dataset import RATE, _hp  # noqa: E402
+from seismote.model_export.dataset import RATE  # noqa: E402
 from seismote.model_export.synth_noise import sensor_noise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,17 +39,6 @@ def as_sensor(rec, sensor: str, rng: np.random.Generator):
     rec = rec.resampled(RATE)
     segs = [dataclasses.replace(s, data=s.data + sensor_noise(sensor, len(s.data), RATE, rng)) for s in rec.segments]
     return dataclasses.replace(rec, segments=segs)
-
-
-def visible(rec, p_s: float) -> bool:
-    """Peak after P >= VISIBLE_SNR x the rms of the 30 s before it (one segment around P)."""
-    for seg in rec.segments:
-        i = int(round((p_s - seg.offset_s) * rec.rate))
-        if int(30 * rec.rate) <= i < len(seg.data):
-            x = _hp(seg.data)
-            pre = x[i - int(30 * rec.rate):i - int(E.BEFORE_P_S * rec.rate)]
-            return float(np.abs(x[i:i + int(E.REAL_AFTER_P_S * rec.rate)]).max()) >= E.VISIBLE_SNR * float(np.sqrt(np.mean(pre ** 2)))
-    return False
 
 
 def score(dets: list[float], p_s: float) -> tuple[float | None, int]:
@@ -74,7 +63,7 @@ def main() -> None:
                 rec = ex["record"] if sensor == E.SENSORS[0] else as_sensor(ex["record"], sensor, np.random.default_rng([d, i]))
                 delay, f = score(E.node_detections(rec, sensor, model_dir)[0], ex["p_offset_s"])
                 delays.append(delay)
-                seen.append(visible(rec, ex["p_offset_s"]))
+                seen.append((E.snr_after_p(rec, ex["p_offset_s"], E.REAL_AFTER_P_S) or 0.0) >= E.VISIBLE_SNR)
                 false += f
             hit = [x for x, v in zip(delays, seen) if v and x is not None]
             draws.append({"sensor": sensor, "draw": d, "records": len(delays), "detected": sum(x is not None for x in delays),

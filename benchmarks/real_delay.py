@@ -46,7 +46,8 @@ def record_row(ex: dict, model_dir: Path, decision: dict) -> dict:
     p = ex["p_offset_s"]
     events = [ev for ev in tr["events"] if ev["onset_t"] >= p - E.BEFORE_P_S]
     points = [(t - p, q, pga) for ev in events for t, q, pga in ev["trace"]]
-    det = E.simulate(events, decision["on_q"], decision["off_q"], decision["confirm_n"], tr["min_pga_gal"], decision.get("max_runs", 0))
+    det = E.simulate(events, decision["on_q"], decision["off_q"], decision["confirm_n"], tr["min_pga_gal"], decision.get("max_runs", 0),
+                     lookback=decision.get("lookback", 0))
     early = [q for t, q, _ in points if t < 5.0]
     return {"record": ex["file"], "event": ex["event_id"], "mag": ex["mag"], "epi_km": round(ex["epi_km"], 1),
             "trigger_s": first([ev["onset_t"] - p for ev in events]),

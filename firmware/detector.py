@@ -20,7 +20,9 @@ q = 127, and the thresholds a node needs to keep false detections rare sit right
 
 Decision rule (hysteresis), all in int8 score units so the node never touches a float:
 `confirm_n` consecutive scores >= `on_q` confirm; a score below `off_q` resets the count; a
-score between the two holds it. `reset()` starts a new event. The pipeline asks for at most
+score between the two holds it. `reset()` starts a new event. At a trigger's onset the pipeline
+first asks for `lookback` scores, of the windows ending at the onset and at each of the
+lookback - 1 strides before it (firmware/pipeline.py). The pipeline asks for at most
 `max_runs` inferences per event (0 = while the trigger is on): a warning is worth most within
 seconds of the trigger, while the middle of a long disturbance (a truck passing for half a
 minute) looks like the middle of an earthquake. model.json's `decision` sets all of these (the
@@ -66,7 +68,7 @@ class DetectorError(OSError):
 
 class Detector:
     def __init__(self, model, arena_bytes, backend, on_q, off_q, confirm_n=2, stride=5, max_runs=0, window=WINDOW,
-                 out_scale=1.0, out_zero=0):
+                 out_scale=1.0, out_zero=0, lookback=0):
         if not (-128 <= off_q <= on_q <= 127):
             raise ValueError("Invalid thresholds: on %d, off %d (need -128 <= off <= on <= 127)" % (on_q, off_q))
         if confirm_n < 1:
@@ -75,11 +77,14 @@ class Detector:
             raise ValueError("Invalid stride: %d" % stride)
         if max_runs < 0:
             raise ValueError("Invalid max_runs: %d" % max_runs)
+        if lookback < 0:
+            raise ValueError("Invalid lookback: %d" % lookback)
         self.on_q = on_q
         self.off_q = off_q
         self.confirm_n = confirm_n
         self.stride = stride  # pipeline samples between inferences while a trigger is on
         self.max_runs = max_runs  # inferences per event, 0 = while the trigger is on
+        self.lookback = lookback  # windows scored at the onset, ending at it and before it
         self.window = window
         self.out_scale = out_scale  # logit = (q - out_zero) * out_scale
         self.out_zero = out_zero
@@ -221,4 +226,4 @@ def load(backend, meta, model_path, sensor=None):
     if out.get("activation") != "logit":
         raise ValueError("Invalid model: output %r (this firmware reads an int8 logit)" % out.get("activation"))
     return Detector(model, meta["arena_bytes"], backend, d["on_q"], d["off_q"], d["confirm_n"], d["stride_samples"],
-                    d.get("max_runs", 0), WINDOW, out["scale"], out["zero_point"])
+                    d.get("max_runs", 0), WINDOW, out["scale"], out["zero_point"], d.get("lookback", 0))

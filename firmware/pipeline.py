@@ -17,7 +17,10 @@ rule: while an event is open and not yet confirmed (for at most `detector.max_ru
 when that is set), every `detector.stride` samples the last
 WINDOW conditioned samples are copied out of the ring, scaled to int8 (detector_input.quantize)
 into the detector's buffer and scored; DETECTION = the detector's hysteresis rule confirms and the
-PGA reaches `detector.min_pga_gal`. `score` is then the model's highest score of the event (0..1)
+PGA reaches `detector.min_pga_gal`. At the onset itself the detector first scores `detector.lookback`
+windows, ending at the onset and at each of the lookback - 1 strides before it (all in the ring
+already): the 1 s STA rises through its on level a few tenths of a second after the P wave arrives,
+and a window the model is already sure of then counts at once. `score` is then the model's highest score of the event (0..1)
 once the model has run (so at a trigger it is still the peak STA/LTA ratio). Samples without an
 inference allocate nothing, as before; an inference allocates a little on the board (detector.py).
 """
@@ -77,6 +80,8 @@ class Pipeline:
         if detector is not None:
             if detector.window > self.ring_n:
                 raise ValueError("detector window of %d samples exceeds the %d-sample ring" % (detector.window, self.ring_n))
+            if detector.window + (detector.lookback - 1) * detector.stride > self.ring_n:
+                raise ValueError("detector look-back of %d windows exceeds the %d-sample ring" % (detector.lookback, self.ring_n))
             self.win = array("i", [0] * (3 * detector.window))  # conditioned counts of the window
         self.reset()
 
@@ -132,6 +137,13 @@ class Pipeline:
                 det.reset()
                 self.due = det.stride
                 self.runs = 0
+                k = det.lookback  # oldest first; a confirmation here is reported on the next sample
+                while k > 0 and (not det.max_runs or self.runs < det.max_runs):
+                    k -= 1
+                    self.window(self.win, det.window, k * det.stride)
+                    quantize(self.win, det.window, det.buf)
+                    det.update(det.infer())
+                    self.runs += 1
             return TRIGGER
         if not self.in_event:
             return NONE
@@ -180,13 +192,13 @@ class Pipeline:
         e["confirmed"] = self.confirmed
         return e
 
-    def window(self, out, n):
-        """Copy the last `n` conditioned samples (oldest first, xyz interleaved) into array `out`."""
-        if n > self.ring_n:
-            raise ValueError("window of %d samples exceeds the %d-sample ring" % (n, self.ring_n))
+    def window(self, out, n, back=0):
+        """Copy `n` conditioned samples ending `back` samples ago (oldest first, xyz interleaved) into array `out`."""
+        if n + back > self.ring_n:
+            raise ValueError("window of %d samples, %d back, exceeds the %d-sample ring" % (n, back, self.ring_n))
         ring = self.ring
         size = 3 * self.ring_n
-        j = self.head - 3 * n
+        j = self.head - 3 * (n + back)
         if j < 0:
             j += size
         for i in range(3 * n):

@@ -4,6 +4,7 @@
     seismote model train                                 # -> build/model/train/ (model.keras, train.json)
     seismote model export [--out firmware/model]         # -> model.tflite, model.json, golden.*, ATTRIBUTION.md
     seismote model evaluate [--out build/model/report]   # -> report.md + PNGs; metrics into model.json
+    seismote model calibrate [--model firmware/model]    # choose an exported model's decision rule again
     seismote model all                                   # the four in a row (one command, reproducible)
 
 A thin parser over build_dataset / train.train / export.export / evaluate.evaluate. The host CLI
@@ -37,6 +38,18 @@ def _progress():
                     TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
 
 
+def _stages(bar):
+    """A progress(stage, done, total) callback with a bar per stage."""
+    tasks: dict[str, int] = {}
+
+    def hook(stage, done, total):
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total, info="")
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return hook
+
+
 def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = None, progress=None):
     from .dataset import DatasetConfig, build_dataset
 
@@ -52,7 +65,11 @@ def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = 
 
 
 def _group():
-    from .evaluate import CAL_HOURS, TARGET_FPH
+    from .evaluate import CAL_HOURS, MAX_LOOKBACK, TARGET_FPH
+
+    _max_lookback = click.option("--max-lookback", type=click.IntRange(0, MAX_LOOKBACK), default=0, show_default=True,
+                                 help="Let the rule score up to this many windows at the trigger's onset, ending at it and "
+                                      "before it (detector.lookback), where calibration finds it better.")
 
     @click.group("model")
     def model() -> None:
@@ -110,7 +127,9 @@ def _group():
                   help="False detections per hour under activity allowed in calibration (half the 1/h target: margin for held-out data).")
     @click.option("--per-sensor", is_flag=True,
                   help="Also calibrate a decision rule for each other sensor (model.json decision_by_sensor; 3x the calibration time).")
-    def export_cmd(data_dir: Path, train_dir: Path, out_dir: Path, cal_hours: float, target_fph: float, per_sensor: bool) -> None:
+    @_max_lookback
+    def export_cmd(data_dir: Path, train_dir: Path, out_dir: Path, cal_hours: float, target_fph: float, per_sensor: bool,
+                   max_lookback: int) -> None:
         """Full-int8 TFLite + model.json + golden vectors, checked in TFLM and LiteRT."""
         from .export import ExportError, export
 
@@ -126,7 +145,8 @@ def _group():
                 bar.update(task, completed=steps.index(msg) if msg in steps else 0, info=msg)
 
             try:
-                meta = export(ds, train_dir, out_dir, cal_hours=cal_hours, target_fph=target_fph, progress=say, per_sensor=per_sensor)
+                meta = export(ds, train_dir, out_dir, cal_hours=cal_hours, target_fph=target_fph, progress=say, per_sensor=per_sensor,
+                              max_lookback=max_lookback)
             except ExportError as e:
                 raise ModelError(str(e))
             bar.update(task, completed=len(steps), info="done")
@@ -149,16 +169,48 @@ def _group():
             raise ModelError("no model in %s: run `seismote model export` first" % model_dir)
         ds = _load_dataset(data_dir)
         with _progress() as bar:
-            tasks: dict[str, int] = {}
-
-            def hook(stage, done, total):
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total, info="")
-                bar.update(tasks[stage], completed=done, total=total)
-
+            hook = _stages(bar)
             res = evaluate(ds, model_dir, out_dir, hours=hours, workers=workers, progress=hook)
         click.echo("report: %s" % (out_dir / "report.md"))
         click.echo(json.dumps(res["summary"], indent=1))
+
+    @model.command("calibrate")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)
+    @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=ARTIFACT, show_default=True)
+    @click.option("--cal-hours", type=float, default=CAL_HOURS, show_default=True,
+                  help="Hours per scenario of calibration recordings.")
+    @click.option("--target-fph", type=float, default=TARGET_FPH, show_default=True,
+                  help="False detections per hour under activity allowed in calibration.")
+    @click.option("--per-sensor", is_flag=True, help="Also calibrate a decision rule for each other sensor.")
+    @click.option("--workers", type=int, default=2, show_default=True)
+    @click.option("--table", type=click.Path(dir_okay=False, path_type=Path), default=WORK / "calibration.json", show_default=True,
+                  help="Where every rule tried is written, with its figures.")
+    @_max_lookback
+    def calibrate_cmd(data_dir: Path, model_dir: Path, cal_hours: float, target_fph: float, per_sensor: bool, workers: int,
+                      table: Path, max_lookback: int) -> None:
+        """Choose an exported model's decision rule again, as `export` does (after a change to the rule's
+        options or the calibration); model.json's metrics are cleared: run `evaluate` again."""
+        from .evaluate import SENSORS
+        from .export import calibrate_rule, val_scores
+
+        if not (model_dir / "model.tflite").is_file() or not (model_dir / "model.json").is_file():
+            raise ModelError("no model in %s: run `seismote model export` first" % model_dir)
+        if cal_hours <= 0:
+            raise ModelError("--cal-hours must be > 0")
+        meta = json.loads((model_dir / "model.json").read_text())
+        ds = _load_dataset(data_dir)
+        trained_on = meta.get("training", {}).get("data_fingerprint")
+        if trained_on != ds.fingerprint:
+            raise ModelError("%s was trained on data set %s, %s holds %s: build that data set first (seismote model build-data)"
+                             % (model_dir, str(trained_on)[:16], data_dir, ds.fingerprint[:16]))
+        qv, yv = val_scores(ds, (model_dir / "model.tflite").read_bytes())
+        with _progress() as bar:
+            hook = _stages(bar)
+            cals = calibrate_rule(ds, model_dir, meta, qv, yv, cal_hours=cal_hours, target_fph=target_fph, workers=workers,
+                                  per_sensor=per_sensor, progress=hook, max_lookback=max_lookback)
+        table.parent.mkdir(parents=True, exist_ok=True)
+        table.write_text(json.dumps(cals if per_sensor else cals[SENSORS[0]], indent=0) + "\n")
+        click.echo(json.dumps(meta["decision"]))
 
     @model.command("all")
     @click.option("--small", is_flag=True)

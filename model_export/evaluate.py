@@ -63,6 +63,9 @@ EVAL_SEED = 7001  # continuous recordings: seeds far from the data set's
 BEFORE_P_S = 2.0
 REAL_AFTER_P_S = 90.0
 VISIBLE_SNR = 8.0  # "clearly visible": peak >= 8x the noise rms before P (the OpenEEW records.csv label's rule)
+# "P clearly visible": the same rule on the first second after P alone. A quake clearly visible by its
+# S wave can have a P wave buried in the noise, and no detector can then confirm it within 1 s of P.
+P_VISIBLE_S = 1.0
 MAG_BINS = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 # SNR bands for where the delay after P goes: the trigger's part and the model's confirmation
 SNR_BINS = (VISIBLE_SNR, 30.0, 100.0, math.inf)
@@ -146,15 +149,35 @@ def _continuous_job(args) -> dict:
 
     scenario, seed, hours, quakes_per_hour, model_dir, group, sensor = args
     rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), quakes_per_hour=quakes_per_hour, sensor=sensor))
-    out = _all_methods(rec.to_record(), rec.sensor, model_dir)
-    out.update(group=group, name=rec.name, scenario=scenario, sensor=rec.sensor, duration_s=rec.duration_s,
-               quakes=rec.quakes, activities=rec.activities)
+    record = rec.to_record()
+    out = _all_methods(record, rec.sensor, model_dir)
+    out.update(group=group, name=rec.name, scenario=scenario, sensor=rec.sensor, duration_s=rec.duration_s, activities=rec.activities,
+               quakes=[dict(q, p_snr=snr_after_p(record, q["p_s"], P_VISIBLE_S)) for q in rec.quakes])
     return out
 
 
 def visible_real(ex: dict) -> bool:
     """A real OpenEEW record (real.openeew_examples) is clearly visible by its records.csv label."""
     return ex["label"] == "earthquake_visible"
+
+
+def snr_after_p(rec, p_s: float, after_s: float) -> float | None:
+    """The record's peak in [P, P + after_s] (DC removed as the node does, any component) over the rms
+    of everything in the 30 s before P, up to P - BEFORE_P_S: VISIBLE_SNR's measure. None when P's
+    segment has no 30 s before it."""
+    from .dataset import _hp
+
+    pre_n = int(30 * rec.rate)
+    for seg in rec.segments:
+        i = int(round((p_s - seg.offset_s) * rec.rate))
+        if pre_n <= i < len(seg.data):
+            lead = max(0, i - 2 * pre_n)  # the high-pass, primed at the slice's start, settles long before the noise window
+            x = _hp(np.asarray(seg.data[lead:i + max(1, int(after_s * rec.rate))], dtype=float))
+            i -= lead
+            rms = float(np.sqrt(np.mean(x[i - pre_n:i - int(BEFORE_P_S * rec.rate)] ** 2)))
+            peak = float(np.abs(x[i:]).max())
+            return peak / rms if rms > 0 else math.inf
+    return None
 
 
 def _real_job(args) -> list[dict]:
@@ -167,6 +190,7 @@ def _real_job(args) -> list[dict]:
         res = _all_methods(rec, "adxl355", model_dir)
         res.update(group="real", name=ex["file"], event_id=event, device=ex["device"], label=ex["label"],
                    positive=ex["positive"], visible=visible_real(ex), p_s=ex["p_offset_s"],
+                   p_snr=snr_after_p(rec, ex["p_offset_s"], P_VISIBLE_S),
                    mag=ex["mag"], epi_km=ex["epi_km"], duration_s=rec.duration_s)
         out.append(res)
     return out
@@ -185,6 +209,7 @@ class TraceDetector(Probe):
 
     def __init__(self, det):
         super().__init__(det.stride, 0, det.buf)  # max_runs 0, the whole event: simulate() applies any limit
+        self.lookback = MAX_LOOKBACK  # every look-back window calibration may choose: simulate() takes the last ones
         self.det = det
         self.log: list[tuple[float, int, int, int, int]] = []
 
@@ -208,24 +233,33 @@ def trace_record(rec, sensor: str, model_dir: Path, trigger: dict | None = None)
     onsets = drive(rec, node, tr)
     fs = PIPELINE_RATE_HZ
     per_gal = node.counts_per_g / 980.665
-    events: dict[tuple, list] = {k: [] for k in onsets}
+    events: dict[tuple, dict] = {k: {"back": [], "trace": []} for k in onsets}
     for off, onset_n, n, q, pga in tr.log:
-        events.setdefault((off, onset_n), []).append((off + n / fs, q, pga / per_gal))
-    return {"events": [{"onset_t": k[0] + k[1] / fs, "trace": v} for k, v in sorted(events.items())],
+        ev = events.setdefault((off, onset_n), {"back": [], "trace": []})
+        # the look-back windows are scored at the onset (the only inferences there), oldest first; a
+        # confirmation among them is reported on the next sample
+        ev["back" if n == onset_n else "trace"].append((off + (n + (n == onset_n)) / fs, q, pga / per_gal))
+    return {"events": [{"onset_t": k[0] + k[1] / fs, **v} for k, v in sorted(events.items())],
             "min_pga_gal": node.cfg["detector"]["min_pga_gal"]}
 
 
 def simulate(events: list[dict], on_q: int, off_q: int, confirm_n: int, min_pga_gal: float, max_runs: int = 0,
-             every: int = 1) -> list[float]:
+             every: int = 1, lookback: int = 0) -> list[float]:
     """Detection times the pipeline would give with these thresholds (from TraceDetector traces).
 
-    `max_runs`: inferences per event (0 = all); `every`: use every k-th inference (a stride k
-    times the traced one).
+    `max_runs`: inferences per event (0 = all), the look-back ones included; `every`: use every k-th
+    inference (a stride k times the traced one); `lookback`: windows scored at the onset (the last
+    `lookback` of those traced).
     """
+    if lookback and every != 1:
+        raise ValueError("look-back windows are traced at the node's stride only (every=1)")
     out = []
     for ev in events:
+        back = ev.get("back", [])
+        if lookback > len(back):
+            raise ValueError("%d look-back windows asked for, %d traced" % (lookback, len(back)))
         run, confirmed = 0, False
-        for i, (t, q, pga) in enumerate(ev["trace"]):
+        for i, (t, q, pga) in enumerate((back[len(back) - lookback:] if lookback else []) + ev["trace"]):
             if i % every:
                 continue
             if max_runs and i // every >= max_runs and not confirmed:
@@ -353,28 +387,40 @@ def choice_key(m: dict, target_fph: float, tie: int = 0) -> tuple:
     return (ok, frac if ok else -m["false_per_hour"], -m["median_delay_s"] if ok else frac, tie)
 
 
-def consecutive_rules(confirm_ns=(1, 2, 3, 4), max_runs=(0, 40), on_qs=tuple(range(-128, 128, 4)), hysteresis=(0, 32, 256)):
-    """The node's decision rules calibration tries: (confirm_n, max_runs, on_q, off_q).
+# Look-back windows (detector.lookback) traced, so that calibration may choose up to this many
+# (`--max-lookback`). On the committed model's calibration recordings, with its rule, 0-4 of them:
+# median delay 1.38/1.35/1.32/1.30/1.29 s at 0.44/0.47/0.47/0.50/0.58 false/h: beyond 3, the false
+# detections grow faster than the delay falls. Held out, 3 of them: 1.29 -> 1.15 s (every synthetic
+# quake), 0.56 -> 0.58 false/h of activity, but 0.5 -> 1.0 per day at the quiet site: a window before
+# the trigger there is the background scaled to full range, which that model never saw in training.
+MAX_LOOKBACK = 3
+
+
+def consecutive_rules(confirm_ns=(1, 2, 3, 4), max_runs=(0, 40), on_qs=tuple(range(-128, 128, 4)), hysteresis=(0, 32, 256),
+                      lookbacks=(0,)):
+    """The node's decision rules calibration tries: (confirm_n, max_runs, on_q, off_q, lookback); for
+    equal figures the fewer look-back windows (choose_consecutive keeps the first of equals).
 
     At most 4 confirmations (0.4 s at the 0.1 s stride, of a 1 s delay budget). With 6 and 8 too,
     two of the four recipes last tried (train.py: node_keep 3, and a P coda on branch `p-coda`)
     chose 8, each for one more quake of the 746 on the calibration recordings than its best rule of
     at most 4, at 0.31 and 0.48 s more median delay; the committed model's choice (3) is the same either way."""
-    for n in confirm_ns:
-        for mr in max_runs:
-            for on_q in on_qs:
-                for hyst in hysteresis:
-                    if not (mr and mr < n):
-                        yield n, mr, on_q, max(-128, on_q - hyst)
+    for lb in lookbacks:
+        for n in confirm_ns:
+            for mr in max_runs:
+                for on_q in on_qs:
+                    for hyst in hysteresis:
+                        if not (mr and mr < n):
+                            yield n, mr, on_q, max(-128, on_q - hyst), lb
 
 
 def choose_consecutive(runs: list[dict], target_fph: float, rules) -> dict:
     """The node's rule among `rules` that calibration picks on traced `runs`, with every rule's row."""
     best = None
     table = []
-    for n, mr, on_q, off_q in rules:
-        m = rule_metrics(runs, lambda r: simulate(r["events"], on_q, off_q, n, r["min_pga_gal"], mr))
-        row = {"on_q": on_q, "off_q": off_q, "confirm_n": n, "max_runs": mr, "detected": round(m["detected"], 4),
+    for n, mr, on_q, off_q, lb in rules:
+        m = rule_metrics(runs, lambda r: simulate(r["events"], on_q, off_q, n, r["min_pga_gal"], mr, lookback=lb))
+        row = {"on_q": on_q, "off_q": off_q, "confirm_n": n, "max_runs": mr, "lookback": lb, "detected": round(m["detected"], 4),
                "detected_real": round(m["detected_real"], 4) if m["detected_real"] is not None else None,
                "false_per_hour": round(m["false_per_hour"], 3), "median_delay_s": round(m["median_delay_s"], 2)}
         table.append(row)
@@ -385,18 +431,22 @@ def choose_consecutive(runs: list[dict], target_fph: float, rules) -> dict:
 
 
 def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float = 1.0, target_fph: float = TARGET_FPH,
-                       rules=None, real_events=(), workers: int = 2, progress=None, sensor: str = SENSORS[0]) -> dict:
+                       rules=None, real_events=(), workers: int = 2, progress=None, sensor: str = SENSORS[0],
+                       max_lookback: int = 0) -> dict:
     """Pick (on_q, off_q, confirm_n, max_runs) on calibration recordings through the node pipeline
     of a node with `sensor` (the real records are ADXL355 recordings: pass real_events for that one only).
 
-    Among `rules` (default: every one of `consecutive_rules()`), maximises the fraction of quakes
+    Among `rules` (default: every one of `consecutive_rules()` with 0 to `max_lookback` look-back
+    windows), maximises the fraction of quakes
     detected (synthetic, plus the visible records of the real val events given in `real_events`,
     each set counting equally) subject to false detections per hour over the activity scenarios
     <= target_fph; ties go to the shorter median delay after P, then the higher on_q (`choice_key`).
     """
+    if not 0 <= max_lookback <= MAX_LOOKBACK:
+        raise ValueError("max_lookback %d: the traces hold 0 to %d look-back windows" % (max_lookback, MAX_LOOKBACK))
     model_dir = Path(model_dir).resolve()
     runs = trace_runs(calibration_jobs(model_dir, hours, quake_hours, sensor), real_events, model_dir, workers, progress)
-    chosen = choose_consecutive(runs, target_fph, consecutive_rules() if rules is None else rules)
+    chosen = choose_consecutive(runs, target_fph, consecutive_rules(lookbacks=range(max_lookback + 1)) if rules is None else rules)
     counts = rule_metrics(runs, lambda r: [])
     return {"chosen": chosen["chosen"], "target_false_per_hour": target_fph, "hours": round(sum(r["duration_s"] for r in runs) / 3600, 2),
             "quakes": counts["quakes"], "real_events": list(real_events), "real_quakes": counts["real_quakes"], "seed": CAL_SEED,
@@ -619,15 +669,15 @@ def sensor_figures(runs: list[dict]) -> dict:
             "median_delay_after_p_s": {m: _median(delays[m]) for m in METHODS}}
 
 
-def delay_by_snr(quakes: list[dict]) -> dict:
-    """Per SNR band of the quakes (summarise's): how many the node's trigger and the model catch, their
-    median delays after P, and the median time from each quake's trigger to the model's confirmation."""
+def delay_by_snr(quakes: list[dict], key: str = "snr", bins: tuple = SNR_BINS, name: str = "SNR") -> dict:
+    """Per band of the quakes' (summarise's) `key`: how many the node's trigger and the model catch,
+    their median delays after P, and the median time from each quake's trigger to the model's confirmation."""
     out = {}
-    for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):
-        band = [q for q in quakes if lo <= q["snr"] < hi]
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        band = [q for q in quakes if q.get(key) is not None and lo <= q[key] < hi]
         both = [q for q in band if q["trigger"] is not None and q["model"] is not None]
         if band:
-            out["SNR %g-%g" % (lo, hi) if hi < math.inf else "SNR >= %g" % lo] = {
+            out["%s %g-%g" % (name, lo, hi) if hi < math.inf else "%s >= %g" % (name, lo)] = {
                 "n": len(band), "trigger_rate": _rate([q["trigger"] for q in band]), "model_rate": _rate([q["model"] for q in band]),
                 "trigger_median_s": _median([q["trigger"] for q in band]), "model_median_s": _median([q["model"] for q in band]),
                 "confirmation_median_s": _median([q["model"] - q["trigger"] for q in both])}
@@ -655,7 +705,8 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         trig = match(r["trigger_times"], r["quakes"], [])["delays"]  # the node's STA/LTA onset: where the model starts
         for i, q in enumerate(r["quakes"]):
             quakes.append({"mag": q["mag"], "dist_km": q["dist_km"], "pga_gal": q["pga_gal"], "scenario": r["scenario"],
-                           "snr": q.get("snr", math.inf), "trigger": trig[i], **{m: sc[m]["delays"][i] for m in METHODS}})
+                           "snr": q.get("snr", math.inf), "p_snr": q.get("p_snr"), "trigger": trig[i],
+                           **{m: sc[m]["delays"][i] for m in METHODS}})
         if r["group"] != "activity":
             continue
         h = r["duration_s"] / 3600
@@ -682,6 +733,8 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
 
     everything = quakes
     quakes = [q for q in everything if q["snr"] >= VISIBLE_SNR]  # the rates and delays below: clearly visible ones
+    p_visible = [q for q in quakes if (q["p_snr"] or 0.0) >= VISIBLE_SNR]
+    real_p_delays = {m: [s[m]["delay"] for r, s in real_scores if r["visible"] and (r.get("p_snr") or 0.0) >= VISIBLE_SNR] for m in METHODS}
 
     def det_rate(m, sel=lambda q: True):
         v = [q[m] for q in quakes if sel(q)]
@@ -713,6 +766,12 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "median_delay_after_p_s": {m: _median(delays_all[m]) for m in METHODS},
         "median_delay_after_p_s_synthetic": {m: _median([q[m] for q in quakes]) for m in METHODS},
         "median_delay_after_p_s_real": {m: _median(real_delays[m]) for m in METHODS},
+        # of those, the ones whose P wave is clearly visible in its first second (P_VISIBLE_S)
+        "synthetic_quakes_p_visible": len(p_visible),
+        "synthetic_detection_rate_p_visible": {m: _rate([q[m] for q in p_visible]) for m in METHODS},
+        "median_delay_after_p_s_synthetic_p_visible": {m: _median([q[m] for q in p_visible]) for m in METHODS},
+        "real_p_visible_records": len(real_p_delays["model"]),
+        "median_delay_after_p_s_real_p_visible": {m: _median(real_p_delays[m]) for m in METHODS},
         # the node's own trigger on the same quakes: the model runs from it, so it bounds the model's
         # rate and delay (a quake during an open trigger of an activity shows here as no trigger)
         "node_trigger_rate_synthetic": _rate([q["trigger"] for q in quakes]),
@@ -741,12 +800,13 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "quakes_any_snr": everything,
         "by_magnitude": by_mag,
         "delay_by_snr": delay_by_snr(quakes),
+        "delay_by_p_snr": delay_by_snr(quakes, "p_snr", (0.0, VISIBLE_SNR, math.inf), "P SNR"),
         "by_distance": by_dist,
         "false_by_scenario": false_by_scenario,
         "false_by_activity": false_by_activity,
         "hours_by_scenario": hours_by_scenario,
         "triggers_per_hour": triggers_per_hour,
-        "real": [{k: r[k] for k in ("name", "event_id", "device", "label", "visible", "mag", "epi_km", "p_s", "duration_s")}
+        "real": [{k: r[k] for k in ("name", "event_id", "device", "label", "visible", "mag", "epi_km", "p_s", "p_snr", "duration_s")}
                  | {m: s[m] for m in METHODS} for r, s in real_scores],
     }
     summary["targets"] = targets(out)
@@ -1025,20 +1085,27 @@ def report(res: dict, meta: dict) -> str:
     L.append("| | %s |" % " | ".join(LABELS[m] for m in METHODS))
     L.append("| --- |" + " --- |" * len(METHODS))
     for name, key in (("synthetic", "median_delay_after_p_s_synthetic"), ("real OpenEEW visible", "median_delay_after_p_s_real"),
-                      ("all", "median_delay_after_p_s")):
-        L.append("| median, %s (s) | %s |" % (name, " | ".join(_fmt(s[key][m]) for m in METHODS)))
+                      ("all", "median_delay_after_p_s"),
+                      ("synthetic, P clearly visible (n=%s)" % s.get("synthetic_quakes_p_visible"), "median_delay_after_p_s_synthetic_p_visible"),
+                      ("real, P clearly visible (n=%s)" % s.get("real_p_visible_records"), "median_delay_after_p_s_real_p_visible")):
+        if key in s:
+            L.append("| median, %s (s) | %s |" % (name, " | ".join(_fmt(s[key][m]) for m in METHODS)))
     if s.get("node_trigger_median_delay_s_synthetic") is not None:
         L.append("\nThe node's STA/LTA trigger, from which the model runs (first inference one stride later), sets off "
                  "on %s of the clearly visible synthetic quakes, a median %s s after P: the rest of the model's delay is "
                  "its confirmation." % (_fmt(s["node_trigger_rate_synthetic"], True), _fmt(s["node_trigger_median_delay_s_synthetic"])))
-    if res.get("delay_by_snr"):
-        L.append("\nBy the quake's SNR (its peak over the background rms), clearly visible synthetic quakes: the trigger's "
-                 "part of the delay and the model's confirmation (per quake, from its trigger).\n")
-        L.append("| SNR | n | triggered | trigger, median s after P | detected | model, median s after P | confirmation, median s |")
+    for key, name, what in (("delay_by_snr", "SNR", "the quake's SNR (its peak over the background rms)"),
+                            ("delay_by_p_snr", "P SNR", "the P wave's SNR (the peak of the first %g s after P over the same rms; "
+                             "below %g the P wave is not clearly visible, and the quake is seen by its S wave)" % (P_VISIBLE_S, VISIBLE_SNR))):
+        if not res.get(key):
+            continue
+        L.append("\nBy %s, clearly visible synthetic quakes: the trigger's part of the delay and the model's confirmation "
+                 "(per quake, from its trigger).\n" % what)
+        L.append("| %s | n | triggered | trigger, median s after P | detected | model, median s after P | confirmation, median s |" % name)
         L.append("| --- | --- | --- | --- | --- | --- | --- |")
-        for k, v in res["delay_by_snr"].items():
+        for k, v in res[key].items():
             L.append("| %s | %d | %s | %s | %s | %s | %s |" % (
-                k[len("SNR "):], v["n"], _fmt(v["trigger_rate"], True), _fmt(v["trigger_median_s"]), _fmt(v["model_rate"], True),
+                k[len(name) + 1:], v["n"], _fmt(v["trigger_rate"], True), _fmt(v["trigger_median_s"]), _fmt(v["model_rate"], True),
                 _fmt(v["model_median_s"]), _fmt(v["confirmation_median_s"])))
     if len(s.get("by_sensor", {})) > 1:
         L.append("\n## By sensor\n")

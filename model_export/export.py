@@ -136,7 +136,8 @@ def calibrate(scores_neg: np.ndarray, out: dict, fpr: float = 0.01, hysteresis: 
     return decision(on_q, off_q, confirm_n, stride, out)
 
 
-def decision(on_q: int, off_q: int, confirm_n: int, stride: int, out: dict, max_runs: int = 0, explain: bool = True) -> dict:
+def decision(on_q: int, off_q: int, confirm_n: int, stride: int, out: dict, max_runs: int = 0, explain: bool = True,
+             lookback: int = 0) -> dict:
     """model.json's decision rule (`explain`: with the rule's description, which the per-sensor copies leave out)."""
     rule = {
         "on_q": int(on_q),
@@ -148,9 +149,11 @@ def decision(on_q: int, off_q: int, confirm_n: int, stride: int, out: dict, max_
         "stride_s": stride / PIPELINE_RATE_HZ,
         "max_runs": int(max_runs),
         "max_s": max_runs * stride / PIPELINE_RATE_HZ if max_runs else None,
+        "lookback": int(lookback),
         "rule": "confirm after confirm_n consecutive scores >= on_q (inferences every stride_samples while the "
-                "STA/LTA trigger is on, at most max_runs per event, 0 = no limit); a score < off_q resets the count; "
-                "plus PGA >= detector.min_pga_gal",
+                "STA/LTA trigger is on, at most max_runs per event, 0 = no limit; at the trigger's onset first lookback "
+                "of them, on the windows ending at the onset and at the strides before it); a score < off_q resets the "
+                "count; plus PGA >= detector.min_pga_gal",
     }
     if not explain:
         del rule["rule"]
@@ -201,7 +204,8 @@ def read_golden_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return body[:, :-1].reshape(n, w, c).copy(), body[:, -1].copy()
 
 
-def _val_scores(ds, model: bytes) -> tuple[np.ndarray, np.ndarray]:
+def val_scores(ds, model: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The val split's int8 TFLM scores and labels."""
     split, y = np.asarray(ds.split), np.asarray(ds.y)
     m = split == "val"
     return tflm.run_tflm(model, np.asarray(ds.x)[m]), y[m]
@@ -209,7 +213,7 @@ def _val_scores(ds, model: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: float = 2.0, confirm_n: int = 2,
            stride: int = 5, probe: bool = True, cal_hours: float = 0.0, target_fph: float = TARGET_FPH, workers: int = 2,
-           progress=None, per_sensor: bool = False) -> dict:
+           progress=None, per_sensor: bool = False, max_lookback: int = 0) -> dict:
     """Convert train_dir/model.keras; write the artifact into out_dir; return model.json's content.
 
     The artifact is made in out_dir.partial and moved into out_dir only once every check has passed
@@ -221,7 +225,8 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
     work.mkdir(parents=True)
     try:
         meta = _export(ds, Path(train_dir), work, fpr=fpr, hysteresis=hysteresis, confirm_n=confirm_n, stride=stride, probe=probe,
-                       cal_hours=cal_hours, target_fph=target_fph, workers=workers, progress=progress, per_sensor=per_sensor)
+                       cal_hours=cal_hours, target_fph=target_fph, workers=workers, progress=progress, per_sensor=per_sensor,
+                       max_lookback=max_lookback)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -233,7 +238,7 @@ def export(ds, train_dir: Path, out_dir: Path, fpr: float = 0.01, hysteresis: fl
 
 
 def _export(ds, train_dir: Path, out_dir: Path, *, fpr, hysteresis, confirm_n, stride, probe, cal_hours, target_fph, workers,
-            progress, per_sensor) -> dict:
+            progress, per_sensor, max_lookback) -> dict:
     import keras
 
     from .train import configure_tensorflow
@@ -250,7 +255,7 @@ def _export(ds, train_dir: Path, out_dir: Path, *, fpr, hysteresis, confirm_n, s
     graph = check_graph(blob)
     (out_dir / "model.tflite").write_bytes(blob)
     say("calibrating the decision rule on the val split")
-    qv, yv = _val_scores(ds, blob)
+    qv, yv = val_scores(ds, blob)
     dec = calibrate(qv[yv == 0], graph["io"]["output"], fpr, hysteresis, confirm_n, stride)
     say("golden vectors")
     xg, yg = golden_vectors(ds, blob)
@@ -317,38 +322,52 @@ def _export(ds, train_dir: Path, out_dir: Path, *, fpr, hysteresis, confirm_n, s
     (out_dir / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
     write_attribution(out_dir)
     if cal_hours > 0:
-        from .evaluate import calibrate_decision
-
         say("calibrating the decision rule through the node pipeline")
-        from . import real
-
-        try:
-            val_events = real.split_events(ds.config.get("seed", 0) if isinstance(getattr(ds, "config", None), dict) else 0)["val"]
-        except OSError:
-            val_events = []
-        # the ADXL355 first (the real val records are its recordings), then with per_sensor the others
-        cals = {sensor: calibrate_decision(out_dir, hours=cal_hours, quake_hours=cal_hours, target_fph=target_fph,
-                                           real_events=val_events if sensor == SENSORS[0] else (), workers=workers, sensor=sensor)
-                for sensor in (SENSORS if per_sensor else SENSORS[:1])}
-
-        def rule(sensor, explain=False):
-            c = cals[sensor]["chosen"]
-            return decision(c["on_q"], c["off_q"], c["confirm_n"], stride, graph["io"]["output"], c["max_runs"], explain)
-
-        def record(sensor):
-            return {k: v for k, v in cals[sensor].items() if k != "table"}
-
-        meta["decision"] = rule(SENSORS[0], explain=True)
-        cal_meta = meta["training"]["calibration"]
-        cal_meta["records"] = record(SENSORS[0])
-        cal_meta["records"]["val_fpr_at_on"] = float(np.mean(qv[yv == 0] >= meta["decision"]["on_q"])) if np.any(yv == 0) else None
-        if per_sensor:
-            meta["decision_by_sensor"] = {sensor: rule(sensor) for sensor in cals}
-            cal_meta["records_by_sensor"] = {sensor: record(sensor) for sensor in SENSORS[1:]}
-        (out_dir / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+        cals = calibrate_rule(ds, out_dir, meta, qv, yv, cal_hours=cal_hours, target_fph=target_fph, workers=workers,
+                              per_sensor=per_sensor, max_lookback=max_lookback)
         # every rule tried, for choosing another operating point by hand (not shipped to the node)
         (train_dir / "calibration.json").write_text(json.dumps(cals if per_sensor else cals[SENSORS[0]], indent=0) + "\n")
     return meta
+
+
+def calibrate_rule(ds, model_dir: Path, meta: dict, qv: np.ndarray, yv: np.ndarray, *, cal_hours: float, target_fph: float,
+                   workers: int = 2, per_sensor: bool = False, progress=None, max_lookback: int = 0) -> dict:
+    """Choose the artifact's decision rule through the node pipeline (evaluate.calibrate_decision) and
+    write it into model_dir/model.json (`meta`, updated in place; its metrics cleared: they were the old
+    rule's); `qv`, `yv`: the val split's int8 scores and labels. Returns each sensor's calibration."""
+    from . import real
+    from .evaluate import calibrate_decision
+
+    try:
+        val_events = real.split_events(ds.config.get("seed", 0) if isinstance(getattr(ds, "config", None), dict) else 0)["val"]
+    except OSError:
+        val_events = []
+    # the ADXL355 first (the real val records are its recordings), then with per_sensor the others
+    cals = {sensor: calibrate_decision(model_dir, hours=cal_hours, quake_hours=cal_hours, target_fph=target_fph,
+                                       real_events=val_events if sensor == SENSORS[0] else (), workers=workers, sensor=sensor,
+                                       progress=progress, max_lookback=max_lookback)
+            for sensor in (SENSORS if per_sensor else SENSORS[:1])}
+    stride = meta["decision"]["stride_samples"]
+
+    def rule(sensor, explain=False):
+        c = cals[sensor]["chosen"]
+        return decision(c["on_q"], c["off_q"], c["confirm_n"], stride, meta["output"], c["max_runs"], explain, c["lookback"])
+
+    def record(sensor):
+        return {k: v for k, v in cals[sensor].items() if k != "table"}
+
+    meta["decision"] = rule(SENSORS[0], explain=True)
+    meta.pop("decision_by_sensor", None)
+    cal_meta = meta["training"]["calibration"]
+    cal_meta.pop("records_by_sensor", None)
+    cal_meta["records"] = record(SENSORS[0])
+    cal_meta["records"]["val_fpr_at_on"] = float(np.mean(qv[yv == 0] >= meta["decision"]["on_q"])) if np.any(yv == 0) else None
+    if per_sensor:
+        meta["decision_by_sensor"] = {sensor: rule(sensor) for sensor in cals}
+        cal_meta["records_by_sensor"] = {sensor: record(sensor) for sensor in SENSORS[1:]}
+    meta["metrics"] = {}
+    (Path(model_dir) / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return cals
 
 
 def _versions() -> dict:

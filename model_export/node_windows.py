@@ -40,6 +40,7 @@ class Probe:
         self.window, self.stride, self.size = WINDOW, stride, WINDOW * CHANNELS
         self.buf = array("b", bytes(self.size)) if buf is None else buf
         self.max_runs = max_runs
+        self.lookback = 0  # no look-back windows: training keeps the windows scored after the onset
         self.confirmed = False
         self.peak_q = -128
         self.pipe = None
@@ -75,11 +76,13 @@ def drive(rec, node, probe: Probe) -> list[tuple[float, int]]:
 
 
 class _Collector(Probe):
-    """Keeps every `keep`-th window the pipeline asks it to score (and when, and since which onset)."""
+    """Keeps every `keep`-th window the pipeline asks it to score (and when it ends, and since which
+    onset), the `lookback` windows scored at each onset (detector.lookback) included."""
 
-    def __init__(self, keep: int, max_runs: int = 0):
+    def __init__(self, keep: int, max_runs: int = 0, lookback: int = 0):
         super().__init__(max_runs=max_runs)
         self.keep = keep
+        self.lookback = lookback
         self.windows: list[bytes] = []
         self.times: list[int] = []
         self.onsets: list[int] = []
@@ -90,10 +93,13 @@ class _Collector(Probe):
         self._k = 0
 
     def infer(self, window=None):
+        p = self.pipe
         if self._k % self.keep == 0:
             self.windows.append(bytes(self.buf))
-            self.times.append(self.pipe.n)
-            self.onsets.append(self.pipe.onset_n)
+            # the look-back windows come first, oldest first, all at the onset sample
+            back = (self.lookback - 1 - self._k) * self.stride if p.n == p.onset_n else 0
+            self.times.append(p.n - back)
+            self.onsets.append(p.onset_n)
         self._k += 1
         return -128
 
@@ -102,10 +108,10 @@ def _trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     from ..firmware.config import PIPELINE_RATE_HZ
     from .dataset import continuous_records
 
-    scenario, seed, hours, keep, max_runs, sensor, quakes_per_hour = args
+    scenario, seed, hours, keep, max_runs, sensor, quakes_per_hour, lookback = args
     rec = next(continuous_records(seed=seed, hours=hours, scenarios=(scenario,), sensor=sensor,
                                   quakes_per_hour=quakes_per_hour, mag_range=NODE_QUAKE_MAGS, min_snr=NODE_QUAKE_SNR))
-    col = _Collector(keep, max_runs)
+    col = _Collector(keep, max_runs, lookback)
     drive(rec.to_record(), node_model(rec.sensor), col)
     t = np.array(col.times, dtype=float) / PIPELINE_RATE_HZ
     onset = np.array(col.onsets, dtype=float) / PIPELINE_RATE_HZ
@@ -127,21 +133,21 @@ NODE_QUAKE_SNR = 4.0
 
 
 def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, quakes_per_hour: float = 20.0,
-                    workers: int = 2, cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    workers: int = 2, cache_dir: Path | None = None, lookback: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Windows the node scores while triggered, from every scenario: (x, y, kind, age).
 
-    `age`: seconds from the trigger's onset to the window's end.
+    `age`: seconds from the trigger's onset to the window's end (negative: a look-back window).
 
     Continuous recordings (dataset.continuous_records, sensors in turn) with quakes inserted go
     through the node's own pipeline; the windows its detector would see are kept: label 0 outside
     the quakes ("node:<scenario>"), 1 after a trigger the quake set off ("node:quake"), none around
     quakes otherwise. Cached in `cache_dir` by the arguments and the source that shapes them.
     """
-    return trigger_window_sets([(seed, hours)], keep, max_runs, quakes_per_hour, workers, cache_dir)[0]
+    return trigger_window_sets([(seed, hours)], keep, max_runs, quakes_per_hour, workers, cache_dir, lookback)[0]
 
 
 def trigger_window_sets(sets: list[tuple[int, float]], keep: int = 5, max_runs: int = 0, quakes_per_hour: float = 20.0,
-                        workers: int = 2, cache_dir: Path | None = None) -> list[tuple]:
+                        workers: int = 2, cache_dir: Path | None = None, lookback: int = 0) -> list[tuple]:
     """`trigger_windows` for several (seed, hours) sets (training's and validation's) at once.
 
     The recordings of every set not cached share one process pool, longest first: one set's 7
@@ -164,7 +170,7 @@ def trigger_window_sets(sets: list[tuple[int, float]], keep: int = 5, max_runs: 
     out: list = [None] * len(sets)
     todo = []  # (set index, its jobs, its cache path)
     for i, (seed, hours) in enumerate(sets):
-        jobs = [(sc, seed + k, hours, keep, max_runs, NODE_SENSORS[k % len(NODE_SENSORS)], quakes_per_hour)
+        jobs = [(sc, seed + k, hours, keep, max_runs, NODE_SENSORS[k % len(NODE_SENSORS)], quakes_per_hour, lookback)
                 for k, sc in enumerate(dataset.SCENARIOS)]
         path = None
         if cache_dir is not None:

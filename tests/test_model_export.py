@@ -144,6 +144,20 @@ def test_node_windows_come_from_the_pipeline_and_are_cached_by_the_code_that_mak
         node_windows.trigger_windows(**dict(args, seed=12))
 
 
+def test_node_windows_with_look_back_add_the_windows_scored_at_each_onset():
+    """TrainConfig.node_lookback: the windows a looking-back node scores at each onset (ending there and at
+    the strides before: ages -0.2, -0.1, 0 s) join the others, which stay as they were (3 more runs each)."""
+    from seismote.model_export import node_windows
+
+    args = dict(seed=11, hours=0.05, keep=1, max_runs=20, quakes_per_hour=40.0)
+    x0, y0, k0, a0 = node_windows.trigger_windows(**args)
+    x3, y3, k3, a3 = node_windows.trigger_windows(**dict(args, max_runs=23), lookback=3)  # the look-back ones count as runs
+    later = a3 > 1e-6
+    assert all(np.array_equal(u, v) for u, v in zip((x3[later], y3[later], k3[later], a3[later]), (x0, y0, k0, a0)))
+    assert set(np.round(a3[~later].astype(float), 6)) == {-0.2, -0.1, 0.0}
+    assert np.sum(y3[~later] == 0) > 0  # before the trigger of an activity: a negative the model now sees
+
+
 def test_export_contract(exported):
     from seismote.model_export import tflm
     from seismote.model_export.model import ALLOWED_OPS, ModelSpec, macs
@@ -214,6 +228,38 @@ def test_export_calibrates_a_rule_per_sensor_when_asked(small_ds, trained, tmp_p
     assert {s: r["sensor"] for s, r in cal["records_by_sensor"].items()} == {s: s for s in SENSORS[1:]}
     assert all(r["real_quakes"] == 0 for r in cal["records_by_sensor"].values())
     assert json.loads((trained[0] / "calibration.json").read_text()).keys() == set(SENSORS)
+
+
+def test_model_calibrate_chooses_an_exported_models_rule_again(small_ds, exported, tmp_path):
+    """`seismote model calibrate`: the export's calibration on an artifact already there (here with look-back
+    windows allowed): a new decision rule in model.json, its old metrics cleared, every rule tried in the table;
+    a missing model, a look-back beyond the traces and another data set are refused by name."""
+    from seismote.host_tools.cli import cli
+    from seismote.model_export import tflm
+
+    data, model, table = tmp_path / "data", tmp_path / "model", tmp_path / "cal.json"
+    shutil.copytree(ROOT / "build" / "test-cache", data)
+    (data / "config.json").write_text(json.dumps({"seed": 0, "small": True}))
+    shutil.copytree(exported[0], model)
+    meta = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps(dict(meta, metrics={"old": 1})))
+    args = ["model", "calibrate", "--data", str(data), "--model", str(model), "--cal-hours", "0.02", "--table", str(table)]
+    res = _runner().invoke(cli, args + ["--max-lookback", "3"])
+    assert res.exit_code == 0, res.output + res.stderr
+    got = json.loads((model / "model.json").read_text())
+    chosen = got["training"]["calibration"]["records"]["chosen"]
+    assert got["metrics"] == {} and 0 <= got["decision"]["lookback"] <= 3
+    assert {k: got["decision"][k] for k in ("on_q", "off_q", "confirm_n", "max_runs", "lookback")} == {
+        k: chosen[k] for k in ("on_q", "off_q", "confirm_n", "max_runs", "lookback")}
+    assert {r["lookback"] for r in json.loads(table.read_text())["table"]} == {0, 1, 2, 3}
+    assert fwdetector.load(tflm.microlite, got, str(model / "model.tflite")).lookback == got["decision"]["lookback"]
+    res = _runner().invoke(cli, args[:4] + ["--model", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "no model in" in res.stderr
+    res = _runner().invoke(cli, args + ["--max-lookback", "4"])
+    assert res.exit_code == 2 and "--max-lookback" in res.stderr
+    (model / "model.json").write_text(json.dumps(dict(meta, training=dict(meta["training"], data_fingerprint="0" * 64))))
+    res = _runner().invoke(cli, args)
+    assert res.exit_code == 2 and "was trained on data set 0000000000000000" in res.stderr
 
 
 def test_a_failed_export_leaves_the_artifact_already_there_whole(small_ds, trained, exported, tmp_path, monkeypatch):
@@ -382,6 +428,13 @@ def test_detector_scores_and_errors():
         fwdetector.Detector(b"m", 4096, backend([]), on_q=0, off_q=10)
     with pytest.raises(ValueError):
         fwdetector.Detector(b"m", 4096, backend([]), on_q=0, off_q=0, confirm_n=0)
+    with pytest.raises(ValueError, match="lookback"):
+        fwdetector.Detector(b"m", 4096, backend([]), on_q=0, off_q=0, lookback=-1)
+    # the look-back windows must fit in the pipeline's ring (8 s: the 4 s window and 40 strides of 0.1 s)
+    far = fwdetector.Detector(b"m", 4096, backend([]), on_q=0, off_q=0, stride=5, lookback=42)
+    with pytest.raises(ValueError, match="look-back of 42 windows exceeds the 400-sample ring"):
+        fwpipeline.Pipeline(fwconfig.default(), 256000, 100, detector=far)
+    fwpipeline.Pipeline(fwconfig.default(), 256000, 100, detector=fwdetector.Detector(b"m", 4096, backend([]), 0, 0, stride=5, lookback=41))
     bad = fwdetector.Detector(b"m", 4096, backend([], fail=True), on_q=0, off_q=0)
     with pytest.raises(fwdetector.DetectorError):
         bad.infer()
@@ -475,15 +528,18 @@ def noise():
     global rng
     rng = (rng * 1103515245 + 12345) & 0x3FFFFFFF
     return (rng >> 10) % 61 - 30
-events = []
-locked_ok = 0
+xs, ys, zs = array('i', [0] * 6000), array('i', [0] * 6000), array('i', [0] * 6000)
 for i in range(6000):
-    x, y, z = noise(), noise(), 256000 + noise()
+    xs[i], ys[i], zs[i] = noise(), noise(), 256000 + noise()
     if i >= 4000:
         k = (i - 4000) % 33
         amp = 20000 if k < 16 else -20000
-        x += amp
-        y += amp // 2
+        xs[i] += amp
+        ys[i] += amp // 2
+events = []
+locked_ok = 0
+for i in range(6000):
+    x, y, z = xs[i], ys[i], zs[i]
     if not p.in_event and i < 4000:
         micropython.heap_lock()
         try:
@@ -496,6 +552,15 @@ for i in range(6000):
     if s:
         events.append((s, p.n))
 print('EVENTS', events[:3], 'LOCKED', locked_ok, 'INFER', det.inferences)
+# with 3 look-back windows: scored at the onset, they confirm it; DETECTION on the next sample
+det3 = detector.Detector(b'm', 4096, Backend, 50, 0, 2, 5, 0, 200, 1.0, 0, 3)
+p3 = pipeline.Pipeline(config.default(), 256000, 100, detector=det3)
+back = []
+for i in range(6000):
+    s = p3.push(xs[i], ys[i], zs[i])
+    if s:
+        back.append((s, p3.n, det3.inferences))
+print('LOOKBACK', back[:2])
 """
 
 
@@ -513,6 +578,10 @@ def test_detector_and_hook_on_micropython():
     assert "LOCKED 4000" in line[0], line  # every sample before the event ran with the heap locked
     assert "(1, " in line[0] and "(2, " in line[0], line  # a trigger, then a model-confirmed detection
     assert "INFER 2" in line[0], line
+    back = [ln for ln in proc.stdout.splitlines() if ln.startswith("LOOKBACK")]
+    assert back, out[-3000:]
+    (trig, n, inf0), (det, n1, inf1) = eval(back[0][len("LOOKBACK "):])
+    assert (trig, det, n1, inf0, inf1) == (1, 2, n + 1, 3, 3)  # 3 inferences at the onset, confirmed on the next sample
 
 
 # ---------------------------------------------------------------------------------------------
@@ -708,6 +777,18 @@ def test_decision_replayed_from_score_traces():
     assert simulate(ev, 80, 30, 2, 0.1) == [10.4, 50.2]
     assert simulate(ev, 80, 30, 2, 1.0, max_runs=3) == []  # the 4th score comes too late
     assert simulate(ev, 80, 30, 1, 1.0) == [10.3]  # confirmed at 10.2, reported once the PGA reaches 1 gal
+    # look-back windows, scored at the onset (reported on its next sample): the last `lookback` of those traced
+    ev2 = [{"onset_t": 10.0, "back": [(10.02, 10, 2.0), (10.02, 99, 2.0), (10.02, 85, 2.0)],
+            "trace": [(10.1, 90, 2.0), (10.2, 40, 2.0), (10.3, 95, 2.0)]}]
+    assert simulate(ev2, 80, 30, 2, 1.0) == [10.3]  # without them: 90, 40 holds, 95
+    assert simulate(ev2, 80, 30, 2, 1.0, lookback=1) == [10.1]  # 85 at the onset, then 90
+    assert simulate(ev2, 80, 30, 2, 1.0, lookback=2) == [10.02]  # 99, 85: confirmed at the onset
+    assert simulate(ev2, 80, 30, 2, 1.0, lookback=3) == [10.02]  # 10 resets the run before 99, 85
+    assert simulate(ev2, 80, 30, 2, 1.0, lookback=2, max_runs=1) == []  # the look-back windows count as runs
+    with pytest.raises(ValueError, match="4 look-back windows asked for, 3 traced"):
+        simulate(ev2, 80, 30, 2, 1.0, lookback=4)
+    with pytest.raises(ValueError, match="every=1"):
+        simulate(ev2, 80, 30, 2, 1.0, every=2, lookback=1)
 
 
 def test_traces_with_a_trigger_override_run_the_node_with_those_settings():
@@ -730,6 +811,38 @@ def test_traces_with_a_trigger_override_run_the_node_with_those_settings():
         node_model("adxl355", trigger={"sta_s": 50.0})
 
 
+def test_look_back_windows_confirm_at_the_onset_as_the_traces_say(tmp_path):
+    """The node's look-back (detector.lookback): at the onset it scores the windows ending there and at
+    the strides before; the firmware pipeline's detections equal evaluate.simulate's on the traces of the
+    same record for every look-back calibration may choose. The demo's Pinotepa record, 20x louder so
+    that the PGA floor does not hold the confirmation back (the int8 window is scaled to its peak, so
+    the scores barely change): a rule its last two look-back scores pass confirms on the onset's next sample."""
+    import dataclasses
+
+    from seismote.firmware.config import PIPELINE_RATE_HZ
+    from seismote.host_tools.cli import DEMO_RECORD
+    from seismote.host_tools.waveforms import read_records
+    from seismote.model_export.evaluate import MAX_LOOKBACK, node_detections, simulate, trace_record
+
+    rec = read_records([str(p) for p in DEMO_RECORD])[0]
+    rec = dataclasses.replace(rec, segments=[dataclasses.replace(g, data=g.data * 20.0) for g in rec.segments])
+    tr = trace_record(rec, "adxl355", ARTIFACT)
+    ev = tr["events"][0]
+    assert len(ev["back"]) == MAX_LOOKBACK == 3 and [t for t, _, _ in ev["back"]] == pytest.approx([ev["onset_t"] + 1 / PIPELINE_RATE_HZ] * 3)
+    on_q = min(q for _, q, _ in ev["back"][-2:])
+    for f in ("model.tflite", "model.json"):
+        shutil.copy(ARTIFACT / f, tmp_path / f)
+    meta = json.loads((ARTIFACT / "model.json").read_text())
+    got = {}
+    for lb in range(MAX_LOOKBACK + 1):
+        meta["decision"].update(on_q=on_q, off_q=-128, confirm_n=2, max_runs=0, lookback=lb)
+        (tmp_path / "model.json").write_text(json.dumps(meta))
+        got[lb] = node_detections(rec, "adxl355", tmp_path)[0]
+        assert got[lb] == pytest.approx(simulate(tr["events"], on_q, -128, 2, tr["min_pga_gal"], lookback=lb))
+    assert got[2][0] == got[3][0] == pytest.approx(ev["onset_t"] + 1 / PIPELINE_RATE_HZ)
+    assert got[0][0] >= ev["onset_t"] + 0.2 - 1e-9  # without: two scores at the 0.1 s stride after the onset
+
+
 def test_calibration_picks_the_most_detections_within_the_false_rate_then_the_shortest_delay():
     """evaluate.choose_consecutive on traced runs: a door in an hour of activity, one quake (P at 100 s)."""
     from seismote.model_export.evaluate import choose_consecutive, rule_metrics, simulate
@@ -740,7 +853,7 @@ def test_calibration_picks_the_most_detections_within_the_false_rate_then_the_sh
              "quakes": [], "activities": [{"kind": "door", "t_s": 30.0, "dur_s": 1.0}]},
             {"group": "quakes", "scenario": "home", "duration_s": 3600.0, "events": [quake], "min_pga_gal": 1.0,
              "quakes": [{"p_s": 100.0, "end_s": 160.0}], "activities": []}]
-    rules = [(1, 0, 50, 50), (3, 0, 80, 80), (2, 0, 80, 80), (1, 0, 95, 95)]
+    rules = [(1, 0, 50, 50, 0), (3, 0, 80, 80, 0), (2, 0, 80, 80, 0), (1, 0, 95, 95, 0)]
     m = rule_metrics(runs, lambda r: simulate(r["events"], 50, 50, 1, r["min_pga_gal"]))
     assert (m["detected"], m["false_per_hour"], m["quakes"], m["detected_real"]) == (1.0, 1.0, 1, None)
     assert round(m["median_delay_s"], 6) == 0.4
@@ -794,6 +907,51 @@ def test_scoring_matches_detections_to_quakes_and_splits_the_delay():
     assert verdict["median delay after P, detected synthetic quakes"] == "short"  # 1.2 s
     assert verdict["median delay after P, detected real OpenEEW records"] == "no data"  # no real record here
     assert verdict["false detections, activity and machinery"] == "no data"  # only the quiet site ran
+
+
+def test_p_wave_visibility_is_measured_on_the_first_second_after_p():
+    """snr_after_p: the record's peak after P over the noise rms before it. A quake seen only by its S
+    wave, 5 s after P, is clearly visible over 90 s but its P second is noise; P's segment is found by
+    its offset, and a P without 30 s of its segment before it has no figure."""
+    from seismote.host_tools.waveforms import Record, Segment
+    from seismote.model_export.evaluate import REAL_AFTER_P_S, snr_after_p
+
+    rate, rng = 50.0, np.random.default_rng(1)
+    data = rng.normal(0.0, 0.1, (int(200 * rate), 3))
+    t = np.arange(int(0.5 * rate)) / rate
+    burst = 2.0 * np.sin(2 * np.pi * 5.0 * t)
+    p_at, s_at = int(60 * rate), int(160 * rate)  # a clear P at 60 s; at 160 s an S wave 5 s after its buried P
+    data[p_at:p_at + len(t), 0] += burst
+    data[s_at + int(5 * rate):s_at + int(5 * rate) + len(t), 1] += burst
+    rec = Record(source="t", rate=rate, start_utc=None, components=("Z", "N", "E"), units="gal",
+                 segments=[Segment(0.0, np.zeros((int(10 * rate), 3))), Segment(100.0, data)], gaps=[], notes=[])
+    clear = snr_after_p(rec, 160.0, 1.0)
+    assert 17.0 < clear < 23.0  # 2 gal over 0.1 gal rms
+    assert snr_after_p(rec, 260.0, 1.0) < 8.0 < snr_after_p(rec, 260.0, REAL_AFTER_P_S)
+    assert snr_after_p(rec, 120.0, 1.0) is None  # 20 s into its segment
+    assert snr_after_p(rec, 5.0, 1.0) is None  # not 30 s into the first
+
+
+def test_delay_is_split_by_whether_the_p_wave_is_clearly_visible():
+    """Two clearly visible quakes, one seen by its P wave (detected 0.8 s after P), one whose P is buried
+    (detected with its S wave, 6 s after P): the synthetic median is both's, the P-visible one the first's."""
+    from seismote.model_export.evaluate import METHODS, summarise
+
+    quakes = [{"mag": 4.0, "dist_km": 20.0, "pga_gal": 5.0, "snr": 40.0, "p_snr": 12.0, "p_s": 100.0, "end_s": 130.0},
+              {"mag": 5.0, "dist_km": 90.0, "pga_gal": 2.0, "snr": 20.0, "p_snr": 3.0, "p_s": 300.0, "end_s": 340.0}]
+    run = {"scenario": "home", "group": "activity", "duration_s": 3600.0, "trigger_times": [100.5, 305.5],
+           "quakes": quakes, "activities": [], "detections": {k: [] for k in METHODS}}
+    run["detections"]["model"] = [100.8, 306.0]
+    win = {"roc_auc": 0.9, "average_precision": 0.9, "tpr_at_threshold": 0.5, "fpr_at_threshold": 0.01}
+    res = summarise(win, [run], [], {"model_bytes": 1, "arena_bytes": 1, "macs": 1, "decision": {}})
+    s = res["summary"]
+    assert s["median_delay_after_p_s_synthetic"]["model"] == pytest.approx(3.4)
+    assert s["synthetic_quakes_p_visible"] == 1 and s["synthetic_detection_rate_p_visible"]["model"] == 1.0
+    assert s["median_delay_after_p_s_synthetic_p_visible"]["model"] == pytest.approx(0.8)
+    assert s["real_p_visible_records"] == 0 and s["median_delay_after_p_s_real_p_visible"]["model"] is None
+    assert list(res["delay_by_p_snr"]) == ["P SNR 0-8", "P SNR >= 8"]
+    buried = res["delay_by_p_snr"]["P SNR 0-8"]
+    assert (buried["trigger_median_s"], buried["model_median_s"], buried["confirmation_median_s"]) == pytest.approx((5.5, 6.0, 0.5))
 
 
 def test_headline_is_the_adxl355s_and_every_sensor_gets_its_row():
