@@ -140,10 +140,7 @@ class Pipeline:
                 k = det.lookback  # oldest first; a confirmation here is reported on the next sample
                 while k > 0 and (not det.max_runs or self.runs < det.max_runs):
                     k -= 1
-                    self.window(self.win, det.window, k * det.stride)
-                    quantize(self.win, det.window, det.buf)
-                    det.update(det.infer())
-                    self.runs += 1
+                    self._score(det, k * det.stride)
             return TRIGGER
         if not self.in_event:
             return NONE
@@ -167,10 +164,7 @@ class Pipeline:
             self.due -= 1
             if self.due <= 0 and (not det.max_runs or self.runs < det.max_runs):
                 self.due = det.stride
-                self.window(self.win, det.window)
-                quantize(self.win, det.window, det.buf)
-                det.update(det.infer())
-                self.runs += 1
+                self._score(det, 0)
             if det.confirmed and self.feat.pga_counts() >= self.min_pga:
                 self.confirmed = True
                 self.detect_n = self.n
@@ -191,6 +185,13 @@ class Pipeline:
         e["score"] = det.score(det.peak_q) if det is not None and self.runs else self.peak_ratio / RATIO_ONE
         e["confirmed"] = self.confirmed
         return e
+
+    def _score(self, det, back):
+        """One inference on the window ending `back` samples ago, fed to the detector's rule."""
+        self.window(self.win, det.window, back)
+        quantize(self.win, det.window, det.buf)
+        det.update(det.infer())
+        self.runs += 1
 
     def window(self, out, n, back=0):
         """Copy `n` conditioned samples ending `back` samples ago (oldest first, xyz interleaved) into array `out`."""

@@ -208,8 +208,8 @@ class TraceDetector(Probe):
     """
 
     def __init__(self, det):
-        super().__init__(det.stride, 0, det.buf)  # max_runs 0, the whole event: simulate() applies any limit
-        self.lookback = MAX_LOOKBACK  # every look-back window calibration may choose: simulate() takes the last ones
+        # max_runs 0, the whole event, and every look-back window calibration may choose: simulate() applies the rule's
+        super().__init__(det.stride, 0, det.buf, MAX_LOOKBACK)
         self.det = det
         self.log: list[tuple[float, int, int, int, int]] = []
 
@@ -1086,10 +1086,9 @@ def report(res: dict, meta: dict) -> str:
     L.append("| --- |" + " --- |" * len(METHODS))
     for name, key in (("synthetic", "median_delay_after_p_s_synthetic"), ("real OpenEEW visible", "median_delay_after_p_s_real"),
                       ("all", "median_delay_after_p_s"),
-                      ("synthetic, P clearly visible (n=%s)" % s.get("synthetic_quakes_p_visible"), "median_delay_after_p_s_synthetic_p_visible"),
-                      ("real, P clearly visible (n=%s)" % s.get("real_p_visible_records"), "median_delay_after_p_s_real_p_visible")):
-        if key in s:
-            L.append("| median, %s (s) | %s |" % (name, " | ".join(_fmt(s[key][m]) for m in METHODS)))
+                      ("synthetic, P clearly visible (n=%d)" % s["synthetic_quakes_p_visible"], "median_delay_after_p_s_synthetic_p_visible"),
+                      ("real, P clearly visible (n=%d)" % s["real_p_visible_records"], "median_delay_after_p_s_real_p_visible")):
+        L.append("| median, %s (s) | %s |" % (name, " | ".join(_fmt(s[key][m]) for m in METHODS)))
     if s.get("node_trigger_median_delay_s_synthetic") is not None:
         L.append("\nThe node's STA/LTA trigger, from which the model runs (first inference one stride later), sets off "
                  "on %s of the clearly visible synthetic quakes, a median %s s after P: the rest of the model's delay is "

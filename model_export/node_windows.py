@@ -32,7 +32,7 @@ class Probe:
     the window in `buf` (`infer`) or at the score (`update`); `pipe` and `offset` (the segment's
     start, s) are set by `drive`."""
 
-    def __init__(self, stride: int = 5, max_runs: int = 0, buf=None):
+    def __init__(self, stride: int = 5, max_runs: int = 0, buf=None, lookback: int = 0):
         from array import array
 
         from ..firmware.detector_input import CHANNELS, WINDOW
@@ -40,7 +40,7 @@ class Probe:
         self.window, self.stride, self.size = WINDOW, stride, WINDOW * CHANNELS
         self.buf = array("b", bytes(self.size)) if buf is None else buf
         self.max_runs = max_runs
-        self.lookback = 0  # no look-back windows: training keeps the windows scored after the onset
+        self.lookback = lookback  # windows the pipeline asks for at each onset (detector.lookback)
         self.confirmed = False
         self.peak_q = -128
         self.pipe = None
@@ -80,9 +80,8 @@ class _Collector(Probe):
     onset), the `lookback` windows scored at each onset (detector.lookback) included."""
 
     def __init__(self, keep: int, max_runs: int = 0, lookback: int = 0):
-        super().__init__(max_runs=max_runs)
+        super().__init__(max_runs=max_runs, lookback=lookback)
         self.keep = keep
-        self.lookback = lookback
         self.windows: list[bytes] = []
         self.times: list[int] = []
         self.onsets: list[int] = []
