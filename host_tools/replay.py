@@ -2,7 +2,10 @@
 
 The record is converted the way the node would see it: resampled to the sensor's output data rate,
 scaled to the sensor's counts, clipped at its full scale and rounded to integers; then every sample
-goes through `seismote.firmware.pipeline.Pipeline.push`, the code that runs on the board. Each
+goes through `seismote.firmware.pipeline.Pipeline.push`, the code that runs on the board. The
+conditioner's first step, the boxcar sum of each `odr / 50` sensor samples and its floor division,
+is done here in NumPy (`NodeModel.samples`), and the pipeline runs at 50 Hz: the same integers as
+on the board, with up to 5x fewer Python calls (tests/test_replay.py checks the two agree). Each
 contiguous segment (see waveforms.py for the gap rules) restarts the pipeline, as a node does after
 losing data, so its STA/LTA re-warms before it can trigger again.
 
@@ -93,11 +96,25 @@ class NodeModel:
         counts = np.rint(gal * (self.counts_per_g / G_GAL))
         return np.clip(counts, -self.full_scale, self.full_scale).astype(np.int64)
 
+    @property
+    def decimation(self) -> int:
+        return self.sensor_rate // fwconfig.PIPELINE_RATE_HZ
+
+    def pipeline(self, detector=None) -> fwpipeline.Pipeline:
+        """The node's Pipeline as the host runs it: at the pipeline rate, fed by `samples`."""
+        return fwpipeline.Pipeline(self.cfg, self.counts_per_g, fwconfig.PIPELINE_RATE_HZ, detector=detector)
+
     def samples(self, gal: np.ndarray) -> Iterator[tuple[int, int, int]]:
-        """The node's (x, y, z) counts of `gal` one sample at a time, as Python ints for
-        Pipeline.push: three flat lists zipped. An (n, 3) tolist makes a list per sample, which the
-        cyclic GC then rescans: the node-window replay took 1.4x as long with it."""
-        return zip(*self.to_counts(gal).T.tolist())
+        """The conditioner's input at the pipeline rate from `gal` at the sensor rate, one sample at a
+        time as Python ints for `pipeline().push`: the sum of each `decimation` sensor samples in
+        counts, floor-divided by it (conditioner.py's boxcar; a trailing partial sum is never used
+        on the board either). Three flat lists zipped: an (n, 3) tolist makes a list per sample,
+        which the cyclic GC then rescans (the node-window replay took 1.4x as long with it)."""
+        counts = self.to_counts(gal)
+        d = self.decimation
+        if d > 1:
+            counts = counts[: len(counts) // d * d].reshape(-1, d, 3).sum(axis=1) // d
+        return zip(*counts.T.tolist())
 
 
 def _three_axes(data: np.ndarray) -> np.ndarray:
@@ -112,7 +129,7 @@ def _three_axes(data: np.ndarray) -> np.ndarray:
 def replay_record(rec: Record, node: NodeModel, ends: bool = False) -> Iterator[dict]:
     """Yield one dict per trigger and detection (and per event end if `ends`) in time order."""
     rec = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
-    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=node.detector())
+    pipe = node.pipeline(node.detector())
     for seg in rec.segments:
         pipe.reset()
         yield from _run_segment(rec, seg, pipe, node.samples(_three_axes(seg.data)), ends)

@@ -63,7 +63,7 @@ def drive(rec, node, probe: Probe) -> list[tuple[float, int]]:
     from ..firmware import pipeline as fwpipeline
 
     r = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
-    pipe = fwpipeline.Pipeline(node.cfg, node.counts_per_g, node.sensor_rate, detector=probe)
+    pipe = node.pipeline(probe)
     probe.pipe = pipe
     onsets = []
     for seg in r.segments:

@@ -216,6 +216,41 @@ def test_demo_detects_after_p():
     assert 0.0 <= of(events, kind="detection")[0]["score"] <= 1.0  # the model's score
 
 
+@pytest.mark.parametrize("sensor, vertical", [("adxl355", "z"), ("mpu6050", "y"), ("adxl345", "x")])
+def test_host_pipeline_at_50_hz_gives_the_boards_integers(sensor, vertical):
+    """The host sums and floor-divides each sensor-rate block in NumPy (NodeModel.samples) and runs
+    the pipeline at 50 Hz; the board runs it at the sensor rate. Same statuses at the same samples
+    with the same integer features and trigger state, through triggers, detections by the rule,
+    rejected knocks and a partial block at the end."""
+    from seismote.firmware import config as fwconfig
+    from seismote.firmware import pipeline as fwpipeline
+    from seismote.host_tools.replay import NodeModel
+
+    node = NodeModel(fwconfig.validate({"node_id": "n", "sensor": {"type": sensor, "vertical": vertical}}))
+    fs = node.sensor_rate
+    rng = np.random.default_rng(11)
+    n = 200 * fs + 3  # not a whole number of blocks
+    gal = rng.normal(0.0, 0.3, (n, 3)) + np.array([980.0, -3.0, 7.0])  # gravity and offsets on every axis
+    t = np.arange(n) / fs
+    for t0, amp, f, tau in ((80.0, 40.0, 4.0, 8.0), (130.0, 300.0, 12.0, 0.05), (170.0, -25.0, 2.5, 3.0)):
+        k = t >= t0
+        gal[k] += amp * np.sin(2 * np.pi * f * (t[k] - t0))[:, None] * np.exp(-(t[k] - t0) / tau)[:, None] * [0.5, 1.0, 0.7]
+
+    def run(pipe, samples):
+        out = []
+        for x, y, z in samples:
+            s = pipe.push(x, y, z)
+            if s:
+                f = pipe.feat
+                out.append((s, pipe.n, f.pga_counts(), list(f.vpeak), list(f.cav_lo), list(f.cav_hi), pipe.peak_ratio, pipe.trig.ratio))
+        return out
+
+    board = run(fwpipeline.Pipeline(node.cfg, node.counts_per_g, fs), zip(*node.to_counts(gal).T.tolist()))
+    host = run(node.pipeline(), node.samples(gal))
+    assert host == board
+    assert {s[0] for s in board} >= {fwpipeline.TRIGGER, fwpipeline.DETECTION, fwpipeline.REJECTED}
+
+
 # ---------------------------------------------------------------------------------------------
 # miniSEED, units and gain
 

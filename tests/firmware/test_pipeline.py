@@ -134,14 +134,21 @@ def test_sampler_counts_samples_it_has_no_room_for():
 
 
 def test_window_returns_latest_samples_in_order():
+    # the conditioned samples as pushed, against the window copied out of the 400-sample ring,
+    # ending at, before and across the ring's wrap
     p = pipeline.Pipeline(config.default(), 256000, 50)
-    for i in range(500):
-        p.push(i, -i, 0)
+    seen = []
     out = array("i", [0] * 30)
-    p.window(out, 10)
-    xs = [out[3 * k] for k in range(10)]
-    assert xs == sorted(xs) and xs[-1] == p.cond.y[0]
+    for i in range(830):
+        p.push(i * 7 % 1000, -i, i % 13)
+        seen.extend(p.cond.y)
+        if i in (12, 399, 402, 405, 409, 410, 412, 799, 829):
+            p.window(out, 10)
+            assert list(out) == seen[-30:]
+            p.window(out, 10, 3)
+            assert list(out) == seen[-39:-9]
     raises(ValueError, p.window, out, 10000)
+    raises(ValueError, p.window, out, 10, 391)
 
 
 def test_configured_vertical_axis_comes_first_in_the_window():
