@@ -6,8 +6,9 @@ at 90 s and every 10 minutes after. Then times, with time.perf_counter, the func
 
 - read_s:      read_records (miniSEED -> Record in gal), once;
 - resample_s:  Record.resampled to the node's sensor rate (the default node: 250 Hz), once;
-- pipeline_s:  replay_record over the resampled record (counts, clipping, then
-               seismote.firmware.pipeline.Pipeline.push for every sample), best of 3;
+- pipeline_s:  replay_record over the resampled record (counts, clipping, the conditioner's
+               boxcar decimation to 50 Hz in NumPy, then
+               seismote.firmware.pipeline.Pipeline.push for every 50 Hz sample), best of 3;
 - total_s:     the whole library path end to end: read_records + replay_record (which
                resamples) + json.dumps of every event, as the CLI does; best of 3.
 
