@@ -116,6 +116,13 @@ class NodeModel:
             counts = counts[: len(counts) // d * d].reshape(-1, d, 3).sum(axis=1) // d
         return zip(*counts.T.tolist())
 
+    def segments(self, rec: Record) -> Iterator[tuple[Any, Iterator[tuple[int, int, int]]]]:
+        """Each contiguous segment of `rec` with its `samples`, the record resampled to the sensor rate
+        first (a segment restarts the pipeline: the caller resets it)."""
+        rec = rec.resampled(self.sensor_rate) if abs(rec.rate - self.sensor_rate) > 1e-9 else rec
+        for seg in rec.segments:
+            yield seg, self.samples(_three_axes(seg.data))
+
 
 def _three_axes(data: np.ndarray) -> np.ndarray:
     if data.shape[1] == 3:
@@ -128,11 +135,10 @@ def _three_axes(data: np.ndarray) -> np.ndarray:
 
 def replay_record(rec: Record, node: NodeModel, ends: bool = False) -> Iterator[dict]:
     """Yield one dict per trigger and detection (and per event end if `ends`) in time order."""
-    rec = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
     pipe = node.pipeline(node.detector())
-    for seg in rec.segments:
+    for seg, counts in node.segments(rec):
         pipe.reset()
-        yield from _run_segment(rec, seg, pipe, node.samples(_three_axes(seg.data)), ends)
+        yield from _run_segment(rec, seg, pipe, counts, ends)
 
 
 def _run_segment(rec: Record, seg, pipe, counts: Iterator[tuple[int, int, int]], ends: bool) -> Iterator[dict]:

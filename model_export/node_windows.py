@@ -62,14 +62,13 @@ def drive(rec, node, probe: Probe) -> list[tuple[float, int]]:
     its detector; return the triggers as (segment offset s, pipeline sample)."""
     from ..firmware import pipeline as fwpipeline
 
-    r = rec.resampled(node.sensor_rate) if abs(rec.rate - node.sensor_rate) > 1e-9 else rec
     pipe = node.pipeline(probe)
     probe.pipe = pipe
     onsets = []
-    for seg in r.segments:
+    for seg, counts in node.segments(rec):
         pipe.reset()
         probe.offset = seg.offset_s
-        for x, y, z in node.samples(seg.data):
+        for x, y, z in counts:
             if pipe.push(x, y, z) == fwpipeline.TRIGGER:
                 onsets.append((seg.offset_s, pipe.n))
     return onsets
