@@ -22,7 +22,8 @@ windows, ending at the onset and at each of the lookback - 1 strides before it (
 already): the 1 s STA rises through its on level a few tenths of a second after the P wave arrives,
 and a window the model is already sure of then counts at once. `score` is then the model's highest score of the event (0..1)
 once the model has run (so at a trigger it is still the peak STA/LTA ratio). Samples without an
-inference allocate nothing, as before; an inference allocates a little on the board (detector.py).
+inference allocate nothing, as before; an inference allocates a little on the board (detector.py,
+and the two memoryviews of the window copy).
 """
 
 from array import array
