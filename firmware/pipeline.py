@@ -101,6 +101,7 @@ class Pipeline:
         self.recent = 0  # moving average of that flag, 256 = always (time constant 2**_RECENT_K samples)
         self.due = 0  # samples until the next inference
         self.runs = 0  # inferences in this event
+        self.back = 0  # the window being scored ends this many samples before the latest one
         if self.detector is not None:
             self.detector.reset()
 
@@ -189,6 +190,7 @@ class Pipeline:
 
     def _score(self, det, back):
         """One inference on the window ending `back` samples ago, fed to the detector's rule."""
+        self.back = back
         self.window(self.win, det.window, back)
         quantize(self.win, det.window, det.buf)
         det.update(det.infer())

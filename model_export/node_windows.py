@@ -94,9 +94,7 @@ class _Collector(Probe):
         p = self.pipe
         if self._k % self.keep == 0:
             self.windows.append(bytes(self.buf))
-            # the look-back windows come first, oldest first, all at the onset sample
-            back = (self.lookback - 1 - self._k) * self.stride if p.n == p.onset_n else 0
-            self.times.append(p.n - back)
+            self.times.append(p.n - p.back)  # a look-back window ends before the onset it is scored at
             self.onsets.append(p.onset_n)
         self._k += 1
         return -128
