@@ -190,7 +190,6 @@ def _group():
                       table: Path, max_lookback: int) -> None:
         """Choose an exported model's decision rule again, as `export` does (after a change to the rule's
         options or the calibration); model.json's metrics are cleared: run `evaluate` again."""
-        from .evaluate import SENSORS
         from .export import calibrate_rule, val_scores
 
         if not (model_dir / "model.tflite").is_file() or not (model_dir / "model.json").is_file():
@@ -206,10 +205,8 @@ def _group():
         qv, yv = val_scores(ds, (model_dir / "model.tflite").read_bytes())
         with _progress() as bar:
             hook = _stages(bar)
-            cals = calibrate_rule(ds, model_dir, meta, qv, yv, cal_hours=cal_hours, target_fph=target_fph, workers=workers,
-                                  per_sensor=per_sensor, progress=hook, max_lookback=max_lookback)
-        table.parent.mkdir(parents=True, exist_ok=True)
-        table.write_text(json.dumps(cals if per_sensor else cals[SENSORS[0]], indent=0) + "\n")
+            calibrate_rule(ds, model_dir, meta, qv, yv, cal_hours=cal_hours, target_fph=target_fph, workers=workers,
+                           per_sensor=per_sensor, progress=hook, max_lookback=max_lookback, table=table)
         click.echo(json.dumps(meta["decision"]))
 
     @model.command("all")

@@ -323,18 +323,19 @@ def _export(ds, train_dir: Path, out_dir: Path, *, fpr, hysteresis, confirm_n, s
     write_attribution(out_dir)
     if cal_hours > 0:
         say("calibrating the decision rule through the node pipeline")
-        cals = calibrate_rule(ds, out_dir, meta, qv, yv, cal_hours=cal_hours, target_fph=target_fph, workers=workers,
-                              per_sensor=per_sensor, max_lookback=max_lookback)
-        # every rule tried, for choosing another operating point by hand (not shipped to the node)
-        (train_dir / "calibration.json").write_text(json.dumps(cals if per_sensor else cals[SENSORS[0]], indent=0) + "\n")
+        calibrate_rule(ds, out_dir, meta, qv, yv, cal_hours=cal_hours, target_fph=target_fph, workers=workers,
+                       per_sensor=per_sensor, max_lookback=max_lookback, table=train_dir / "calibration.json")
     return meta
 
 
 def calibrate_rule(ds, model_dir: Path, meta: dict, qv: np.ndarray, yv: np.ndarray, *, cal_hours: float, target_fph: float,
-                   workers: int = 2, per_sensor: bool = False, progress=None, max_lookback: int = 0) -> dict:
+                   workers: int = 2, per_sensor: bool = False, progress=None, max_lookback: int = 0,
+                   table: Path | None = None) -> dict:
     """Choose the artifact's decision rule through the node pipeline (evaluate.calibrate_decision) and
     write it into model_dir/model.json (`meta`, updated in place; its metrics cleared: they were the old
-    rule's); `qv`, `yv`: the val split's int8 scores and labels. Returns each sensor's calibration."""
+    rule's); `qv`, `yv`: the val split's int8 scores and labels. Writes every rule tried, with its
+    figures, into `table` (for choosing another operating point by hand; not shipped to the node).
+    Returns each sensor's calibration."""
     from . import real
     from .evaluate import calibrate_decision
 
@@ -367,6 +368,9 @@ def calibrate_rule(ds, model_dir: Path, meta: dict, qv: np.ndarray, yv: np.ndarr
         cal_meta["records_by_sensor"] = {sensor: record(sensor) for sensor in SENSORS[1:]}
     meta["metrics"] = {}
     (Path(model_dir) / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+    if table is not None:
+        table.parent.mkdir(parents=True, exist_ok=True)
+        table.write_text(json.dumps(cals if per_sensor else cals[SENSORS[0]], indent=0) + "\n")
     return cals
 
 
