@@ -64,6 +64,19 @@ def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = 
     return ds
 
 
+def _check_trained_on(meta: dict, ds, model_dir: Path, data_dir: Path) -> None:
+    """Refuse a data set other than the one the model was trained on: the same content (data_sha256),
+    or, for a model that predates that record, the same fingerprint."""
+    training = meta.get("training", {})
+    if training.get("data_sha256"):
+        want, have, what = training["data_sha256"], ds.content_sha256(), "content"
+    else:
+        want, have, what = training.get("data_fingerprint"), ds.fingerprint, "fingerprint"
+    if want != have:
+        raise ModelError("%s was trained on a data set of %s %s, %s holds %s: build that data set first (seismote model build-data)"
+                         % (model_dir, what, str(want)[:16], data_dir, have[:16]))
+
+
 def _group():
     from .evaluate import CAL_HOURS, MAX_LOOKBACK, TARGET_FPH
 
@@ -198,10 +211,7 @@ def _group():
             raise ModelError("--cal-hours must be > 0")
         meta = json.loads((model_dir / "model.json").read_text())
         ds = _load_dataset(data_dir)
-        trained_on = meta.get("training", {}).get("data_fingerprint")
-        if trained_on != ds.fingerprint:
-            raise ModelError("%s was trained on data set %s, %s holds %s: build that data set first (seismote model build-data)"
-                             % (model_dir, str(trained_on)[:16], data_dir, ds.fingerprint[:16]))
+        _check_trained_on(meta, ds, model_dir, data_dir)
         qv, yv = val_scores(ds, (model_dir / "model.tflite").read_bytes())
         with _progress() as bar:
             hook = _stages(bar)

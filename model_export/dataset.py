@@ -50,7 +50,10 @@ folder ("2018_2_16") for real windows and "syn-q<index>" / "syn-n<index>" for sy
 Fingerprint: sha256 of the config (without `workers`, `real_root`), CODE_VERSION, the source of the
 modules that shape the data, and the content of records.csv and every OpenEEW file used. The set is
 saved as one NPZ, `<cache_dir>/seismote-data-<fingerprint[:16]>.npz`; the next call with the same
-fingerprint loads it.
+fingerprint loads it. A trained model records the fingerprint and `Dataset.content_sha256()`, the
+hash of the windows themselves: `seismote model calibrate` accepts a data set with the model's
+content even when an edit of the data code (a refactor, an option off by default) changed the
+fingerprint.
 
 `continuous_records` yields long continuous synthetic recordings (an hour of a home, office, street,
 factory, tower, carried phone or quiet site, with labelled quake insertions) for measuring false
@@ -308,6 +311,17 @@ class Dataset:
         mask = (self.split == which) if isinstance(which, str) else np.asarray(which, dtype=bool)
         return Dataset(self.x[mask], self.y[mask], self.split[mask], self.kind[mask], self.meta[mask],
                        self.fingerprint, self.config, dict(self.info))
+
+    def content_sha256(self):
+        """sha256 of the windows, labels, splits, kinds and metadata: the data's identity. The
+        fingerprint keys the cache by what builds the data (code, config, inputs), so any edit of the
+        data code changes it; a model records this too, so it stays tied to data built again unchanged."""
+        h = hashlib.sha256()
+        for a in (self.x, self.y, self.split, self.kind, self.meta):
+            a = np.ascontiguousarray(a)
+            h.update(("%s%s" % (a.dtype.descr, a.shape)).encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
 
     def summary(self):
         """Counts per split and label, and per kind."""

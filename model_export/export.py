@@ -303,6 +303,7 @@ def _export(ds, train_dir: Path, out_dir: Path, *, fpr, hysteresis, confirm_n, s
         "params": summary.get("params"),
         "training": {
             "data_fingerprint": getattr(ds, "fingerprint", summary.get("data_fingerprint")),
+            "data_sha256": summary.get("data_sha256"),
             "config": summary["config"],
             "best_epoch": summary["best_epoch"],
             "epochs_run": summary["epochs_run"],

@@ -352,6 +352,7 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
     summary = {
         "config": cfg.to_dict(),
         "data_fingerprint": getattr(ds, "fingerprint", None),
+        "data_sha256": ds.content_sha256() if hasattr(ds, "content_sha256") else None,
         "n_train": int(len(xtr)),
         "n_val": int(len(xva)),
         "class_weights": weights,

@@ -233,7 +233,8 @@ def test_export_calibrates_a_rule_per_sensor_when_asked(small_ds, trained, tmp_p
 def test_model_calibrate_chooses_an_exported_models_rule_again(small_ds, exported, tmp_path):
     """`seismote model calibrate`: the export's calibration on an artifact already there (here with look-back
     windows allowed): a new decision rule in model.json, its old metrics cleared, every rule tried in the table;
-    a missing model, a look-back beyond the traces and another data set are refused by name."""
+    a missing model, a look-back beyond the traces and another data set are refused by name. The data set is
+    known by its content: a fingerprint changed by an edit of the data code alone is not another data set."""
     from seismote.host_tools.cli import cli
     from seismote.model_export import tflm
 
@@ -242,7 +243,9 @@ def test_model_calibrate_chooses_an_exported_models_rule_again(small_ds, exporte
     (data / "config.json").write_text(json.dumps({"seed": 0, "small": True}))
     shutil.copytree(exported[0], model)
     meta = json.loads((model / "model.json").read_text())
-    (model / "model.json").write_text(json.dumps(dict(meta, metrics={"old": 1})))
+    assert meta["training"]["data_sha256"] == small_ds.content_sha256()
+    edited = dict(meta["training"], data_fingerprint="f" * 64)
+    (model / "model.json").write_text(json.dumps(dict(meta, metrics={"old": 1}, training=edited)))
     args = ["model", "calibrate", "--data", str(data), "--model", str(model), "--cal-hours", "0.02", "--table", str(table)]
     res = _runner().invoke(cli, args + ["--max-lookback", "3"])
     assert res.exit_code == 0, res.output + res.stderr
@@ -257,9 +260,13 @@ def test_model_calibrate_chooses_an_exported_models_rule_again(small_ds, exporte
     assert res.exit_code == 2 and "no model in" in res.stderr
     res = _runner().invoke(cli, args + ["--max-lookback", "4"])
     assert res.exit_code == 2 and "--max-lookback" in res.stderr
-    (model / "model.json").write_text(json.dumps(dict(meta, training=dict(meta["training"], data_fingerprint="0" * 64))))
+    (model / "model.json").write_text(json.dumps(dict(meta, training=dict(meta["training"], data_sha256="0" * 64))))
     res = _runner().invoke(cli, args)
-    assert res.exit_code == 2 and "was trained on data set 0000000000000000" in res.stderr
+    assert res.exit_code == 2 and "trained on a data set of content 0000000000000000" in res.stderr
+    older = {k: v for k, v in meta["training"].items() if k != "data_sha256"}  # a model from before data_sha256
+    (model / "model.json").write_text(json.dumps(dict(meta, training=dict(older, data_fingerprint="0" * 64))))
+    res = _runner().invoke(cli, args)
+    assert res.exit_code == 2 and "trained on a data set of fingerprint 0000000000000000" in res.stderr
 
 
 def test_a_failed_export_leaves_the_artifact_already_there_whole(small_ds, trained, exported, tmp_path, monkeypatch):
