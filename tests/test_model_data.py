@@ -456,9 +456,22 @@ def test_builds_are_deterministic_by_seed_and_independent_of_workers(tmp_path):
     assert calls and calls[-1][0] == calls[-1][1]
     assert a.fingerprint == b.fingerprint
     assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y) and same_meta(a.meta, b.meta)
+    assert a.content_sha256() == b.content_sha256()
     c = build_dataset(dataclasses.replace(cfg, seed=4), tmp_path / "c")
     assert c.fingerprint != a.fingerprint
     assert len(c) != len(a) or not np.array_equal(c.x, a.x)
+    assert c.content_sha256() != a.content_sha256()
+    for field in ("x", "split", "meta"):  # one sample, one split, one metadata value make other data
+        d = a.subset(np.ones(len(a), dtype=bool))
+        arr = getattr(d, field).copy()
+        if field == "x":
+            arr[0, 0, 0] ^= 1
+        elif field == "split":
+            arr[0] = "test" if arr[0] != "test" else "val"
+        else:
+            arr["record"][0] += 1
+        setattr(d, field, arr)
+        assert d.content_sha256() != a.content_sha256(), field
 
 
 def test_continuous_records_carry_labelled_quakes():
