@@ -50,16 +50,27 @@ def _stages(bar):
     return hook
 
 
-def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = None, progress=None):
+def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = None, progress=None, records: Path | str | None = None):
+    """The data set of `data_dir`: built with the options given, or with those its config.json saved
+    (seed, small, the records catalogue) by the last build-data. records "": no catalogue."""
     from .dataset import DatasetConfig, build_dataset
+    from .real import CatalogError
 
     cfg_file = data_dir / "config.json"
     saved = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
     kw = {"seed": saved.get("seed", 0) if seed is None else seed, "small": saved.get("small", False) if small is None else small}
+    catalog = saved.get("records", "") if records is None else str(Path(records).resolve()) if records else ""
+    if catalog:
+        kw["records"] = catalog
     import inspect
 
     extra = {"progress": progress} if progress and "progress" in inspect.signature(build_dataset).parameters else {}
-    ds = build_dataset(DatasetConfig(**kw), data_dir, **extra)
+    try:
+        ds = build_dataset(DatasetConfig(**kw), data_dir, **extra)
+    except (CatalogError, OSError) as e:
+        if not catalog:
+            raise
+        raise ModelError("records: %s" % e) from None
     cfg_file.write_text(json.dumps(kw))
     return ds
 
@@ -92,7 +103,10 @@ def _group():
     @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)
     @click.option("--small", is_flag=True, help="The small data set (tests, quick runs).")
     @click.option("--seed", type=int, default=0, show_default=True)
-    def build_data(data_dir: Path, small: bool, seed: int) -> None:
+    @click.option("--records", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="A CSV catalogue of your own real records (any format replay reads) to add, split by event "
+                       "(model_export/real.py says how); train, export and evaluate use it from then on.")
+    def build_data(data_dir: Path, small: bool, seed: int, records: Path | None) -> None:
         """Build (or load from the cache) the training data set."""
         data_dir.mkdir(parents=True, exist_ok=True)
         with _progress() as bar:
@@ -101,7 +115,7 @@ def _group():
             def hook(done, total, what=""):
                 bar.update(task, completed=done, total=total, info=str(what))
 
-            ds = _load_dataset(data_dir, small, seed, hook)
+            ds = _load_dataset(data_dir, small, seed, hook, records or "")
             bar.update(task, completed=1, total=1)
         split = ds.split
         click.echo(json.dumps({"windows": int(len(ds.y)), "earthquake": int(ds.y.sum()), "train": int((split == "train").sum()),

@@ -242,6 +242,7 @@ class DatasetConfig:
     sensors: tuple = ("adxl355", "mpu6050", "adxl345")
     include_real: bool = True
     real_root: str = str(realmod.OPENEEW_ROOT)
+    records: str = ""  # a catalogue of your own real records (real.read_catalog), "" for none
     small: bool = False  # a few hundred windows, for tests
     range_g: int = 2
     snr_min: float = SNR_MIN
@@ -276,6 +277,8 @@ def fingerprint(cfg: DatasetConfig) -> str:
     doc = dataclasses.asdict(cfg)
     doc.pop("workers")
     doc.pop("real_root")
+    if not doc["records"]:  # the data of a build without a catalogue are those of the code before it
+        doc.pop("records")
     doc["sensors"] = list(cfg.sensors)
     here = Path(__file__).resolve().parent
     fw = here.parent / "firmware"
@@ -288,6 +291,11 @@ def fingerprint(cfg: DatasetConfig) -> str:
         inputs["records.csv"] = _sha_file(root / "records.csv")
         for f in files:
             inputs[f] = _sha_file(root / f)
+    if cfg.records:  # the catalogue and its files by content, not by where they are
+        doc["records"] = _sha_file(cfg.records)
+        for r in realmod.read_catalog(cfg.records):
+            for p in r["paths"]:
+                inputs["records:%d:%s" % (r["line"], p.name)] = _sha_file(p)
     blob = json.dumps({"config": doc, "code": CODE_VERSION, "source": src, "inputs": inputs}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -402,10 +410,10 @@ def _lsb_gal(sensor, range_g):
 
 
 def _real_pool(cfg):
-    """OpenEEW examples resampled to 50 Hz, by split: list of dicts with 'data' and the P index."""
-    split = realmod.split_events(cfg.seed, cfg.real_root)
+    """OpenEEW examples (and the catalogue's) resampled to 50 Hz, by split: list of dicts with 'data' and the P index."""
+    split = realmod.split_events(cfg.seed, cfg.real_root, cfg.records)
     where = {e: s for s, evs in split.items() for e in evs}
-    ex = realmod.openeew_examples(cfg.real_root)
+    ex = realmod.examples(root=cfg.real_root, catalog=cfg.records)
     if cfg.small:  # two records per event: its best quake record and one other
         keep = []
         for ev in sorted({e["event_id"] for e in ex}):
@@ -728,6 +736,8 @@ def _build(cfg, fp, progress=None):
     for s in eff.sensors:
         if s not in SENSOR_NOISE_UG:
             raise ValueError("Invalid sensor: %r" % (s,))
+    if eff.records and not eff.include_real:
+        raise ValueError("records %s: a catalogue of real records needs include_real" % eff.records)
     pool = _real_pool(eff) if eff.include_real else []
     noise_by_split = _noise_segments(pool)
     chunk = 25
@@ -764,10 +774,11 @@ def _build(cfg, fp, progress=None):
     meta = np.concatenate([p[4] for p in parts])
     doc = dataclasses.asdict(cfg)
     doc["sensors"] = list(cfg.sensors)
-    info = {"code_version": CODE_VERSION, "real_split": realmod.split_events(cfg.seed, cfg.real_root)
+    info = {"code_version": CODE_VERSION, "real_split": realmod.split_events(cfg.seed, cfg.real_root, cfg.records)
             if cfg.include_real else None, "window": WINDOW, "rate_hz": RATE, "channels": ["Z", "N", "E"],
             "licence": "windows of kind real:* and quakes mixed into real noise derive from OpenEEW data "
-                       "(OpenEEW / Grillo, CC BY-SA 4.0)"}
+                       "(OpenEEW / Grillo, CC BY-SA 4.0)" + (" and from the records of %s (their own terms)" % cfg.records
+                                                             if cfg.records else "")}
     return Dataset(x, y, split, kind, meta, fp, doc, info)
 
 

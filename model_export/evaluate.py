@@ -156,6 +156,12 @@ def _continuous_job(args) -> dict:
     return out
 
 
+def data_seed_and_catalog(ds) -> tuple[int, str]:
+    """The data set's seed and records catalogue (its config), which place the real events in splits."""
+    cfg = ds.config if isinstance(getattr(ds, "config", None), dict) else {}
+    return cfg.get("seed", 0), cfg.get("records", "")
+
+
 def visible_real(ex: dict) -> bool:
     """A real OpenEEW record (real.openeew_examples) is clearly visible by its records.csv label."""
     return ex["label"] == "earthquake_visible"
@@ -183,9 +189,9 @@ def snr_after_p(rec, p_s: float, after_s: float) -> float | None:
 def _real_job(args) -> list[dict]:
     from . import real
 
-    event, model_dir = args
+    event, model_dir, catalog = args
     out = []
-    for ex in real.openeew_examples(events=[event]):
+    for ex in real.examples(events=[event], catalog=catalog):
         rec = ex["record"]
         res = _all_methods(rec, "adxl355", model_dir)
         res.update(group="real", name=ex["file"], event_id=event, device=ex["device"], label=ex["label"],
@@ -289,9 +295,9 @@ def _trace_job(args, trigger: dict | None = None) -> dict:
 def _real_trace_job(args, trigger: dict | None = None) -> list[dict]:
     from . import real
 
-    event, model_dir = args
+    event, model_dir, catalog = args
     out = []
-    for ex in real.openeew_examples(events=[event]):
+    for ex in real.examples(events=[event], catalog=catalog):
         r = trace_record(ex["record"], "adxl355", model_dir, trigger)
         vis = visible_real(ex)
         r.update(group="real", scenario="real", duration_s=ex["record"].duration_s, activities=[],
@@ -324,16 +330,16 @@ def calibration_jobs(model_dir: Path, hours: float, quake_hours: float, sensor: 
 
 
 def trace_runs(jobs: list[tuple], real_events, model_dir: Path, workers: int = 2, progress=None,
-               stage: str = "calibration recordings", trigger: dict | None = None) -> list[dict]:
-    """Score traces (trace_record) of the recordings `jobs` and of the real events' records, by a node
-    with the default trigger or with `trigger`'s fields overridden."""
+               stage: str = "calibration recordings", trigger: dict | None = None, catalog: str = "") -> list[dict]:
+    """Score traces (trace_record) of the recordings `jobs` and of the real events' records (OpenEEW's,
+    and the records `catalog`'s of its events), by a node with the default trigger or with `trigger`'s fields overridden."""
     say = progress or (lambda stage, done, total: None)
     runs: list[dict] = []
     total = len(jobs) + len(real_events)
     say(stage, 0, total)
     with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
         futs = ([ex.submit(_trace_job, j, trigger) for j in jobs]
-                + [ex.submit(_real_trace_job, (e, model_dir), trigger) for e in real_events])
+                + [ex.submit(_real_trace_job, (e, model_dir, catalog), trigger) for e in real_events])
         for i, f in enumerate(futs):
             r = f.result()
             runs.extend(r if isinstance(r, list) else [r])
@@ -432,7 +438,7 @@ def choose_consecutive(runs: list[dict], target_fph: float, rules) -> dict:
 
 def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float = 1.0, target_fph: float = TARGET_FPH,
                        rules=None, real_events=(), workers: int = 2, progress=None, sensor: str = SENSORS[0],
-                       max_lookback: int = 0) -> dict:
+                       max_lookback: int = 0, catalog: str = "") -> dict:
     """Pick (on_q, off_q, confirm_n, max_runs) on calibration recordings through the node pipeline
     of a node with `sensor` (the real records are ADXL355 recordings: pass real_events for that one only).
 
@@ -445,7 +451,7 @@ def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float =
     if not 0 <= max_lookback <= MAX_LOOKBACK:
         raise ValueError("max_lookback %d: the traces hold 0 to %d look-back windows" % (max_lookback, MAX_LOOKBACK))
     model_dir = Path(model_dir).resolve()
-    runs = trace_runs(calibration_jobs(model_dir, hours, quake_hours, sensor), real_events, model_dir, workers, progress)
+    runs = trace_runs(calibration_jobs(model_dir, hours, quake_hours, sensor), real_events, model_dir, workers, progress, catalog=catalog)
     chosen = choose_consecutive(runs, target_fph, consecutive_rules(lookbacks=range(max_lookback + 1)) if rules is None else rules)
     counts = rule_metrics(runs, lambda r: [])
     return {"chosen": chosen["chosen"], "target_false_per_hour": target_fph, "hours": round(sum(r["duration_s"] for r in runs) / 3600, 2),
@@ -598,8 +604,9 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
     real_jobs = []
     if real:
         try:
-            test_events = realmod.split_events(ds.config.get("seed", 0) if isinstance(ds.config, dict) else 0)["test"]
-            real_jobs = [(ev, model_dir) for ev in test_events]
+            seed, catalog = data_seed_and_catalog(ds)
+            test_events = realmod.split_events(seed, catalog=catalog)["test"]
+            real_jobs = [(ev, model_dir, catalog) for ev in test_events]
         except OSError:
             real_jobs = []
     runs: list[dict] = []

@@ -338,16 +338,17 @@ def calibrate_rule(ds, model_dir: Path, meta: dict, qv: np.ndarray, yv: np.ndarr
     figures, into `table` (for choosing another operating point by hand; not shipped to the node).
     Returns each sensor's calibration."""
     from . import real
-    from .evaluate import calibrate_decision
+    from .evaluate import calibrate_decision, data_seed_and_catalog
 
+    seed, catalog = data_seed_and_catalog(ds)
     try:
-        val_events = real.split_events(ds.config.get("seed", 0) if isinstance(getattr(ds, "config", None), dict) else 0)["val"]
+        val_events = real.split_events(seed, catalog=catalog)["val"]
     except OSError:
         val_events = []
     # the ADXL355 first (the real val records are its recordings), then with per_sensor the others
     cals = {sensor: calibrate_decision(model_dir, hours=cal_hours, quake_hours=cal_hours, target_fph=target_fph,
                                        real_events=val_events if sensor == SENSORS[0] else (), workers=workers, sensor=sensor,
-                                       progress=progress, max_lookback=max_lookback)
+                                       progress=progress, max_lookback=max_lookback, catalog=catalog)
             for sensor in (SENSORS if per_sensor else SENSORS[:1])}
     stride = meta["decision"]["stride_samples"]
 

@@ -20,19 +20,38 @@ Event ids are the folder names ("2018_2_16"). The split is by event, never by fi
 devices at 66-408 km) in "test", with one more event drawn by the seed; "val" gets two events and
 "train" the other five. So the test set holds whole events the model never saw, including the only
 large one.
+
+Records of your own (`seismote model build-data --records catalog.csv`): a CSV catalogue, one row
+per record, read by `read_catalog` and joined to the OpenEEW ones by `examples` and `split_events`:
+
+    file,event,label,p_utc,origin_utc,epi_km,depth_km,mag,station,units,gain,split
+    2021/ACAP.mseed,us2021abcd,earthquake,2021-09-08T01:47:58.4,,,,7.0,ACAP,counts,4.1e5,
+    site3/night.sac,noise-site3,noise,,,,,,site3,m/s2,,train
+
+- `file` (any format `seismote replay` reads: ObsPy's, OpenEEW jsonl, NPZ, CSV; relative to the
+  catalogue's folder; files of one OpenEEW device joined with "+"), `event` (the split unit) and
+  `label` (`earthquake`: P clearly visible, `weak`, or `noise`) are required.
+- An earthquake's P: `p_utc` (a pick), or `p_s` (seconds after the record's first sample), or
+  `origin_utc` and `epi_km` (+ `depth_km`, default DEPTH_KM), predicted and refined by `pick_p` as
+  for OpenEEW. It must lie inside the record.
+- `units`/`gain` as for replay; `mag`, `epi_km`, `station` are reported.
+- `split` (train/val/test) is optional: all rows of an event must agree, an OpenEEW event keeps its
+  split, and an event without one is placed by a hash of its id and the seed (80/10/10).
+Every problem raises CatalogError naming the catalogue, the line and the column.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
-from ..host_tools.waveforms import read_records
+from ..host_tools.waveforms import WaveformError, _parse_utc, read_records
 
 OPENEEW_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "openeew"
 DEPTH_KM = 20.0  # the depth records.csv assumes; the catalogue gives none
@@ -66,10 +85,11 @@ def event_ids(root=OPENEEW_ROOT):
         return list(EVENTS)
 
 
-def split_events(seed=0, root=OPENEEW_ROOT):
+def split_events(seed=0, root=OPENEEW_ROOT, catalog=None):
     """Split the OpenEEW events: {"train": [...], "val": [...], "test": [...]} (event ids, sorted).
 
     2018_2_16 (Mw 7.2) is always in test, with one other event chosen by `seed`; val gets two.
+    With `catalog` (a path, see the module docstring) its events join the split too.
     """
     ids = event_ids(root)
     rest = [e for e in ids if e != TEST_EVENT]
@@ -78,7 +98,13 @@ def split_events(seed=0, root=OPENEEW_ROOT):
     test = ([TEST_EVENT] if TEST_EVENT in ids else []) + order[:1]
     val = order[1:3]
     train = order[3:]
-    return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+    out = {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+    if catalog:
+        where = {e: s for s, evs in out.items() for e in evs}
+        for ev, split in _catalog_splits(read_catalog(catalog), where, seed).items():
+            if ev not in where:
+                out[split] = sorted(out[split] + [ev])
+    return out
 
 
 def _utc(text):
@@ -157,4 +183,153 @@ def openeew_examples(root=OPENEEW_ROOT, events=None):
                         positive=label in QUAKE_LABELS, p_offset_s=float(p), p_predicted_s=float(p_pred),
                         p_refined=bool(refined), device=dev, file="+".join(r["file"] for r in rs),
                         mag=float(row["mag"]), epi_km=float(row["epi_km"])))
+    return out
+
+
+# --- a catalogue of your own records -------------------------------------------------------------
+
+
+class CatalogError(ValueError):
+    """A records catalogue cannot be used: the message names the catalogue, the line and the column."""
+
+
+CATALOG_LABELS = {"earthquake": "earthquake_visible", "weak": "earthquake_weak", "noise": NOISE_LABEL}
+CATALOG_REQUIRED = ("file", "event", "label")
+CATALOG_COLUMNS = CATALOG_REQUIRED + ("p_utc", "p_s", "origin_utc", "epi_km", "depth_km", "mag", "station", "units", "gain", "split")
+SPLITS = ("train", "val", "test")
+EVENT_ID_CHARS = 24  # dataset.META_DTYPE's event_id
+
+
+def read_catalog(path) -> list[dict]:
+    """The rows of a records catalogue, checked: dicts of the CATALOG_COLUMNS (missing ones ""), plus
+    `line` and `paths` (the files, resolved against the catalogue's folder)."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            head = [h.strip() for h in (reader.fieldnames or [])]
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise CatalogError("%s: unreadable catalogue: %s" % (path, e)) from None
+    missing = [c for c in CATALOG_REQUIRED if c not in head]
+    if missing:
+        raise CatalogError("%s: the header lacks column %s (needs %s)" % (path, ", ".join(missing), ", ".join(CATALOG_REQUIRED)))
+    unknown = [c for c in head if c not in CATALOG_COLUMNS]
+    if unknown:
+        raise CatalogError("%s: unknown column %s (known: %s)" % (path, ", ".join(unknown), ", ".join(CATALOG_COLUMNS)))
+    if not rows:
+        raise CatalogError("%s: no records listed" % path)
+    out = []
+    for line, r in enumerate(rows, start=2):
+        row = {c: r.get(c, "") for c in CATALOG_COLUMNS}
+
+        def bad(col, why):
+            return CatalogError("%s:%d: %s: %s" % (path, line, col, why))
+
+        for c in CATALOG_REQUIRED:
+            if not row[c]:
+                raise bad(c, "empty")
+        if len(row["event"]) > EVENT_ID_CHARS:
+            raise bad("event", "%r is longer than %d characters" % (row["event"], EVENT_ID_CHARS))
+        if row["label"] not in CATALOG_LABELS:
+            raise bad("label", "%r is not one of %s" % (row["label"], ", ".join(CATALOG_LABELS)))
+        if row["split"] and row["split"] not in SPLITS:
+            raise bad("split", "%r is not one of %s" % (row["split"], ", ".join(SPLITS)))
+        for c in ("p_s", "epi_km", "depth_km", "mag", "gain"):
+            if row[c]:
+                try:
+                    v = float(row[c])
+                except ValueError:
+                    raise bad(c, "%r is not a number" % row[c]) from None
+                if not math.isfinite(v) or (c != "mag" and v < 0) or (c == "gain" and v == 0):
+                    raise bad(c, "%r is out of range" % row[c])
+        for c in ("p_utc", "origin_utc"):
+            if row[c]:
+                try:
+                    _catalog_utc(row[c])
+                except ValueError:
+                    raise bad(c, "%r is not an ISO time (2021-09-08T01:47:58.4)" % row[c]) from None
+        if row["label"] != "noise" and not (row["p_utc"] or row["p_s"] or (row["origin_utc"] and row["epi_km"])):
+            raise bad("p_utc", "an earthquake needs its P: p_utc, p_s, or origin_utc and epi_km")
+        row["paths"] = [path.parent / p.strip() for p in row["file"].split("+")]
+        for p in row["paths"]:
+            if not p.is_file():
+                raise bad("file", "%s does not exist" % p)
+        row["line"] = line
+        out.append(row)
+    return out
+
+
+def _catalog_utc(text):
+    """An ISO time as replay reads a file's start (no offset: UTC); ValueError if it is none."""
+    return _parse_utc("", text)
+
+
+def _catalog_splits(rows, where, seed) -> dict:
+    """Each catalogue event's split: its rows' `split`, the OpenEEW split of an OpenEEW event, or a
+    hash of the event id and the seed (SPLIT_P-like 80/10/10). Rows that disagree are an error."""
+    out: dict[str, str] = {}
+    for r in rows:
+        ev, want = r["event"], r["split"] or None
+        have = out.get(ev) or where.get(ev)
+        if want and have and want != have:
+            raise CatalogError("line %d: split: event %s is in %s, not %s (an event is never split)" % (r["line"], ev, have, want))
+        out[ev] = want or have or out.get(ev, "")
+    for ev, split in out.items():
+        if not split:
+            u = np.random.default_rng([int(seed), int(hashlib.sha256(ev.encode()).hexdigest()[:15], 16)]).random()
+            out[ev] = "train" if u < 0.8 else "val" if u < 0.9 else "test"
+    return out
+
+
+def catalog_examples(catalog, events=None) -> list[dict]:
+    """One dict per catalogue row, with the keys of `openeew_examples` (device: `station`, or the
+    file's name; mag and epi_km NaN where not given)."""
+    out = []
+    for row in read_catalog(catalog):
+        if events is not None and row["event"] not in events:
+            continue
+        where = "%s:%d" % (catalog, row["line"])
+        try:
+            recs = read_records([str(p) for p in row["paths"]], units=row["units"] or None,
+                                gain=float(row["gain"]) if row["gain"] else None)
+        except WaveformError as e:
+            raise CatalogError("%s: file: %s" % (where, e)) from None
+        if len(recs) != 1:
+            raise CatalogError("%s: file: %d records, not one (only OpenEEW files of one device join)" % (where, len(recs)))
+        rec = recs[0]
+        label = CATALOG_LABELS[row["label"]]
+        p_pred, p, refined = math.nan, math.nan, False
+        if label in QUAKE_LABELS:
+            if row["p_s"]:
+                p_pred = p = float(row["p_s"])
+            else:
+                if rec.start_utc is None:
+                    raise CatalogError("%s: p_utc: %s carries no start time: give p_s (seconds after its first sample)" % (where, row["file"]))
+                if row["p_utc"]:
+                    p_pred = p = (_catalog_utc(row["p_utc"]) - rec.start_utc).total_seconds()
+                else:
+                    hypo = math.hypot(float(row["epi_km"]), float(row["depth_km"] or DEPTH_KM))
+                    p_pred = p = (_catalog_utc(row["origin_utc"]) - rec.start_utc).total_seconds() + hypo / VP_KMS
+                    for seg in rec.segments:
+                        if seg.offset_s <= p_pred < seg.offset_s + len(seg.data) / rec.rate:
+                            t, refined = pick_p(seg.data, rec.rate, p_pred - seg.offset_s)
+                            p = t + seg.offset_s
+            if not 0.0 <= p < rec.duration_s:
+                raise CatalogError("%s: P at %.2f s lies outside the record (0-%.2f s)" % (where, p, rec.duration_s))
+            refined = refined or bool(row["p_utc"] or row["p_s"])  # a pick given is a pick
+        else:
+            p_pred = p = rec.duration_s + 3600.0  # noise: no P in the record, as OpenEEW's NOISE_LABEL
+        out.append(dict(record=rec, event_id=row["event"], catalog_id=row["event"], label=label, positive=label in QUAKE_LABELS,
+                        p_offset_s=float(p), p_predicted_s=float(p_pred), p_refined=bool(refined),
+                        device=row["station"] or row["paths"][0].stem, file=row["file"],
+                        mag=float(row["mag"]) if row["mag"] else math.nan, epi_km=float(row["epi_km"]) if row["epi_km"] else math.nan))
+    return out
+
+
+def examples(events=None, root=OPENEEW_ROOT, catalog=None) -> list[dict]:
+    """The OpenEEW examples (`openeew_examples`), then the catalogue's, of `events` (None: all)."""
+    out = openeew_examples(root, events)
+    if catalog:
+        out += catalog_examples(catalog, events)
     return out

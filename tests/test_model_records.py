@@ -1,0 +1,198 @@
+"""Real records of your own in the detector's data set: a CSV catalogue of any file replay reads
+(model_export/real.py; `seismote model build-data --records`).
+
+The records here are OpenEEW records (OpenEEW / Grillo, CC BY-SA 4.0) written out as miniSEED in
+counts with ObsPy, so what the catalogue says can be checked against what records.csv says of the
+same waveforms.
+"""
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+
+from seismote.model_export import real
+from seismote.model_export.cli import ARTIFACT
+from seismote.model_export.dataset import DatasetConfig, build_dataset, fingerprint
+
+pytestmark = pytest.mark.skipif(not (real.OPENEEW_ROOT / "records.csv").exists(), reason="OpenEEW data folder not present")
+GAIN = 1.0e5  # counts per m/s^2 of the miniSEED copy
+
+
+def _write(rec, path, counts_per_gal):
+    """The record's longest segment as a 3-channel miniSEED file of counts (Z, N, E); returns where
+    the segment starts on the record's axis."""
+    import obspy
+
+    seg = max(rec.segments, key=lambda s: len(s.data))
+    start = obspy.UTCDateTime(rec.start_utc) + seg.offset_s
+    traces = [obspy.Trace(np.round(seg.data[:, j] * counts_per_gal).astype(np.int32),
+                          header={"network": "XX", "station": "S1", "channel": cha, "sampling_rate": rec.rate, "starttime": start})
+              for j, cha in enumerate(("HNZ", "HNN", "HNE"))]
+    obspy.Stream(traces).write(str(path), format="MSEED")
+    return seg.offset_s
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    """A quake record (P given as p_utc) of a train event, renamed to an event of our own put in val,
+    and a noise-only record in train; with their OpenEEW originals."""
+    d = tmp_path_factory.mktemp("records")
+    train = real.split_events(0)["train"]
+    exs = real.openeew_examples(events=train)
+    quake = next(e for e in exs if e["label"] == "earthquake_visible" and e["p_refined"])
+    noise = next(e for e in exs if e["label"] == real.NOISE_LABEL)
+    q_off = _write(quake["record"], d / "quake.mseed", GAIN / 100.0)  # 1 gal = 0.01 m/s^2
+    _write(noise["record"], d / "noise.mseed", 1e6 / 100.0)  # another gain: 1e6 counts per m/s^2
+    p_iso = (quake["record"].start_utc + dt.timedelta(seconds=quake["p_offset_s"])).replace(tzinfo=None).isoformat()
+    text = ("file,event,label,p_utc,mag,epi_km,station,units,gain,split\n"
+            "quake.mseed,mine-q1,earthquake,%s,%s,%s,Q1,counts,%g,val\n"
+            "noise.mseed,mine-n1,noise,,,,N1,counts,1e6,train\n") % (p_iso, quake["mag"], quake["epi_km"], GAIN)
+    (d / "catalog.csv").write_text(text)
+    return d / "catalog.csv", quake, noise, q_off
+
+
+def test_catalogue_records_read_as_the_openeew_originals(catalogue):
+    """Same P on the same waveforms (a pick given is a pick), same label, mag and distance; the
+    split is the catalogue's, and split_events adds its events."""
+    cat, quake, noise, q_off = catalogue
+    exs = real.catalog_examples(cat)
+    q, n = exs
+    assert q["label"] == "earthquake_visible" and q["positive"] and q["p_refined"]
+    # the copy starts where its longest segment did: P on its own axis, to a millisecond
+    assert q["p_offset_s"] == pytest.approx(quake["p_offset_s"] - q_off, abs=1e-3)
+    assert (q["mag"], q["epi_km"], q["device"], q["event_id"]) == (quake["mag"], quake["epi_km"], "Q1", "mine-q1")
+    gal = q["record"].segments[0].data
+    seg = max(quake["record"].segments, key=lambda s: len(s.data))
+    assert q["record"].rate == pytest.approx(quake["record"].rate, rel=1e-6)  # miniSEED keeps the rate to ~7 digits
+    assert np.abs(gal - seg.data[:len(gal)]).max() <= 100.0 / GAIN  # one count
+    assert n["label"] == real.NOISE_LABEL and not n["positive"] and n["p_offset_s"] > n["record"].duration_s
+    split = real.split_events(0, catalog=cat)
+    base = real.split_events(0)
+    assert split["val"] == sorted(base["val"] + ["mine-q1"]) and split["train"] == sorted(base["train"] + ["mine-n1"])
+    assert split["test"] == base["test"]
+    both = real.examples(events=["mine-q1", base["train"][0]], catalog=cat)
+    assert {e["event_id"] for e in both} == {"mine-q1", base["train"][0]} and both[-1]["event_id"] == "mine-q1"
+
+
+def test_data_set_with_a_catalogue_adds_its_windows_and_leaves_the_openeew_ones(catalogue, tmp_path):
+    cat = catalogue[0]
+    cfg = DatasetConfig(seed=0, small=True, workers=1)
+    base = build_dataset(cfg, tmp_path / "a")
+    ds = build_dataset(DatasetConfig(seed=0, small=True, workers=1, records=str(cat)), tmp_path / "b")
+    assert ds.fingerprint != base.fingerprint
+    ev = ds.meta["event_id"]
+    mine_q, mine_n = ev == "mine-q1", ev == "mine-n1"
+    assert set(ds.kind[mine_q]) == {"real:quake", "real:pre-p"} and set(ds.split[mine_q]) == {"val"}
+    assert ds.y[mine_q & (ds.kind == "real:quake")].all() and mine_q.sum() > 5
+    assert (ds.meta["t_after_p_s"][mine_q & (ds.kind == "real:quake")] >= 0.1 - 1e-6).all()
+    assert set(ds.kind[mine_n]) == {"real:noise"} and set(ds.split[mine_n]) == {"train"} and not ds.y[mine_n].any()
+    # the OpenEEW windows are those of the build without the catalogue
+    a = np.char.startswith(base.kind, "real:")
+    b = np.char.startswith(ds.kind, "real:") & ~mine_q & ~mine_n
+    assert np.array_equal(base.x[a], ds.x[b]) and base.meta[a].tobytes() == ds.meta[b].tobytes()  # NaNs too
+    assert ds.info["real_split"]["val"] == real.split_events(0, catalog=cat)["val"]
+    # the catalogue is known by its content: a copy elsewhere is the same data set, an edit is not
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for p in cat.parent.iterdir():
+        (moved / p.name).write_bytes(p.read_bytes())
+    assert fingerprint(DatasetConfig(seed=0, small=True, records=str(moved / cat.name))) == ds.fingerprint
+    (moved / cat.name).write_text(cat.read_text().replace(",val\n", ",test\n"))
+    assert fingerprint(DatasetConfig(seed=0, small=True, records=str(moved / cat.name))) != ds.fingerprint
+
+
+def test_events_without_a_split_are_placed_by_their_id_and_kept_whole(catalogue, tmp_path):
+    cat = catalogue[0]
+    rows = cat.read_text().splitlines()
+    lines = [rows[0]] + [rows[1].replace(",val", ",")] * 3 + [rows[2].replace(",train", ",").replace("mine-n1", "mine-n%d" % i)
+                                                              for i in range(40)]
+    (tmp_path / "quake.mseed").write_bytes((cat.parent / "quake.mseed").read_bytes())
+    (tmp_path / "noise.mseed").write_bytes((cat.parent / "noise.mseed").read_bytes())
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    split = real.split_events(0, catalog=tmp_path / "c.csv")
+    mine = {s: [e for e in evs if e.startswith("mine-")] for s, evs in split.items()}
+    assert sum(len(v) for v in mine.values()) == 41  # each event once
+    assert 24 <= len(mine["train"]) <= 38 and mine["val"] and mine["test"]  # about 80/10/10
+    assert split == real.split_events(0, catalog=tmp_path / "c.csv")
+    assert real.split_events(1, catalog=tmp_path / "c.csv") != split
+    # an OpenEEW event named in the catalogue keeps its split; another split for it is refused
+    ev = real.split_events(0)["test"][0]
+    (tmp_path / "d.csv").write_text(rows[0] + "\n" + rows[2].replace("mine-n1", ev).replace(",train", ",") + "\n")
+    assert ev in real.split_events(0, catalog=tmp_path / "d.csv")["test"]
+    (tmp_path / "d.csv").write_text(rows[0] + "\n" + rows[2].replace("mine-n1", ev) + "\n")
+    with pytest.raises(real.CatalogError, match="event %s is in test, not train" % ev):
+        real.split_events(0, catalog=tmp_path / "d.csv")
+
+
+HEAD = "file,event,label,p_utc,p_s,units,gain,split"
+
+
+@pytest.mark.parametrize("body, says", [
+    ("file,event\nquake.mseed,e1\n", "header lacks column label"),
+    (HEAD + ",colour\nquake.mseed,e1,noise,,,counts,1e5,,red\n", "unknown column colour"),
+    (HEAD + "\n", "no records listed"),
+    (HEAD + "\n,e1,noise,,,counts,1e5,\n", ":2: file: empty"),
+    (HEAD + "\nquake.mseed,e1,quake,,,counts,1e5,\n", ":2: label: 'quake' is not one of earthquake, weak, noise"),
+    (HEAD + "\nquake.mseed,e1,earthquake,,,counts,1e5,\n", ":2: p_utc: an earthquake needs its P"),
+    (HEAD + "\nquake.mseed,e1,earthquake,,ten,counts,1e5,\n", ":2: p_s: 'ten' is not a number"),
+    (HEAD + "\nquake.mseed,e1,earthquake,yesterday,,counts,1e5,\n", ":2: p_utc: 'yesterday' is not an ISO time"),
+    (HEAD + "\nquake.mseed,e1,noise,,,counts,1e5,dev\n", ":2: split: 'dev' is not one of train, val, test"),
+    (HEAD + "\nnoise.mseed,e1,noise,,,counts,1e5,\ngone.mseed,e2,noise,,,counts,1e5,\n", ":3: file: .*gone.mseed does not exist"),
+    (HEAD + "\nquake.mseed,%s,noise,,,counts,1e5,\n" % ("e" * 25), ":2: event: .* longer than 24 characters"),
+    (HEAD + "\nquake.mseed,e1,earthquake,,99999,counts,1e5,\n", ":2: P at 99999.00 s lies outside the record"),
+    (HEAD + "\nquake.mseed,e1,noise,,,,,\n", ":2: file: .*quake.mseed.*gain"),
+    (HEAD + "\nquake.mseed,e1,noise,,,counts,1e5,val\nnoise.mseed,e1,noise,,,counts,1e6,test\n", "line 3: split: event e1 is in val, not test"),
+])
+def test_a_bad_catalogue_is_refused_by_line_and_column(catalogue, tmp_path, body, says):
+    for name in ("quake.mseed", "noise.mseed"):
+        (tmp_path / name).write_bytes((catalogue[0].parent / name).read_bytes())
+    cat = tmp_path / "c.csv"
+    cat.write_text(body)
+    with pytest.raises(real.CatalogError, match=says):
+        real.split_events(0, catalog=cat)
+        real.catalog_examples(cat)
+
+
+def test_build_data_records_option_is_saved_for_the_next_commands(catalogue, tmp_path):
+    from click.testing import CliRunner
+
+    from seismote.host_tools.cli import cli
+
+    cat = catalogue[0]
+    data = tmp_path / "data"
+    res = CliRunner().invoke(cli, ["model", "build-data", "--small", "--data", str(data), "--records", str(cat)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert json.loads((data / "config.json").read_text())["records"] == str(cat.resolve())
+    from seismote.model_export.cli import _load_dataset
+
+    assert _load_dataset(data).fingerprint == out["fingerprint"]  # train, export, evaluate: the same catalogue
+    res = CliRunner().invoke(cli, ["model", "build-data", "--small", "--data", str(data)])  # without: none
+    assert res.exit_code == 0 and "records" not in json.loads((data / "config.json").read_text())
+    (tmp_path / "bad.csv").write_text("file,event,label\nnope.mseed,e1,noise\n")
+    res = CliRunner().invoke(cli, ["model", "build-data", "--small", "--data", str(data), "--records", str(tmp_path / "bad.csv")])
+    assert res.exit_code == 2 and "records:" in res.output and "bad.csv:2: file:" in res.output and "nope.mseed does not exist" in res.output
+
+
+def test_evaluation_and_calibration_score_the_catalogues_records_as_openeews(catalogue):
+    """The held-out evaluation (its test events) and the calibration (its val events) take the
+    catalogue's events from the data set's config and run their records through the node like the
+    OpenEEW ones: the same result for a record and its catalogue copy."""
+    from seismote.model_export import evaluate as E
+    from seismote.model_export.dataset import Dataset
+
+    cat, quake, _, q_off = catalogue
+    ds = Dataset(*(np.zeros(0),) * 5, "", {"seed": 0, "records": str(cat)})  # only its config matters here
+    assert E.data_seed_and_catalog(ds) == (0, str(cat))
+    model_dir = ARTIFACT
+    (mine,) = E._real_job(("mine-q1", model_dir, str(cat)))
+    (orig,) = [r for r in E._real_job((quake["event_id"], model_dir, "")) if r["device"] == quake["device"]]
+    assert (mine["event_id"], mine["device"], mine["visible"], mine["positive"]) == ("mine-q1", "Q1", True, True)
+    assert mine["p_s"] == pytest.approx(orig["p_s"] - q_off, abs=1e-3)
+    # the copy is the original to a count, so the node decides the same, at the same times on its axis
+    for m in ("model", "rule"):
+        assert mine["detections"][m] == pytest.approx([t - q_off for t in orig["detections"][m]], abs=0.05), m
+    (trace,) = E._real_trace_job(("mine-q1", model_dir, str(cat)))
+    assert trace["quakes"] == [{"p_s": mine["p_s"], "end_s": mine["p_s"] + E.REAL_AFTER_P_S}]
