@@ -149,6 +149,16 @@ def pick_p(data, rate, predicted_s, search_s=PICK_SEARCH_S):
     return predicted_s, False
 
 
+def pick_in_record(rec, predicted_s):
+    """`pick_p` in the segment of `rec` that holds the predicted P: (time_s on the record's axis, refined);
+    the prediction itself where no segment holds it."""
+    for seg in rec.segments:
+        if seg.offset_s <= predicted_s < seg.offset_s + len(seg.data) / rec.rate:
+            t, refined = pick_p(seg.data, rec.rate, predicted_s - seg.offset_s)
+            return t + seg.offset_s, refined
+    return predicted_s, False
+
+
 def openeew_examples(root=OPENEEW_ROOT, events=None):
     """One dict per (event, device): the joined Record at its native rate and what is known of it.
 
@@ -173,12 +183,7 @@ def openeew_examples(root=OPENEEW_ROOT, events=None):
         row = rs[0]
         start = rec.start_utc if rec.start_utc is not None else _utc(row["start_utc"])
         p_pred = predicted_p_s(row, start)
-        p, refined = p_pred, False
-        if label in QUAKE_LABELS:
-            for seg in rec.segments:
-                if seg.offset_s <= p_pred < seg.offset_s + len(seg.data) / rec.rate:
-                    t, refined = pick_p(seg.data, rec.rate, p_pred - seg.offset_s)
-                    p = t + seg.offset_s
+        p, refined = pick_in_record(rec, p_pred) if label in QUAKE_LABELS else (p_pred, False)
         out.append(dict(record=rec, event_id=ev, catalog_id=row["event_id"], label=label,
                         positive=label in QUAKE_LABELS, p_offset_s=float(p), p_predicted_s=float(p_pred),
                         p_refined=bool(refined), device=dev, file="+".join(r["file"] for r in rs),
@@ -282,6 +287,18 @@ def _catalog_splits(rows, where, seed) -> dict:
     return out
 
 
+def _catalog_p(row, rec, where) -> float:
+    """A catalogue row's P on its record's axis: p_s, or p_utc, or origin_utc + travel time."""
+    if row["p_s"]:
+        return float(row["p_s"])
+    if rec.start_utc is None:
+        raise CatalogError("%s: p_utc: %s carries no start time: give p_s (seconds after its first sample)" % (where, row["file"]))
+    if row["p_utc"]:
+        return (_catalog_utc(row["p_utc"]) - rec.start_utc).total_seconds()
+    hypo = math.hypot(float(row["epi_km"]), float(row["depth_km"] or DEPTH_KM))
+    return (_catalog_utc(row["origin_utc"]) - rec.start_utc).total_seconds() + hypo / VP_KMS
+
+
 def catalog_examples(catalog, events=None) -> list[dict]:
     """One dict per catalogue row, with the keys of `openeew_examples` (device: `station`, or the
     file's name; mag and epi_km NaN where not given)."""
@@ -299,27 +316,15 @@ def catalog_examples(catalog, events=None) -> list[dict]:
             raise CatalogError("%s: file: %d records, not one (only OpenEEW files of one device join)" % (where, len(recs)))
         rec = recs[0]
         label = CATALOG_LABELS[row["label"]]
-        p_pred, p, refined = math.nan, math.nan, False
         if label in QUAKE_LABELS:
-            if row["p_s"]:
-                p_pred = p = float(row["p_s"])
-            else:
-                if rec.start_utc is None:
-                    raise CatalogError("%s: p_utc: %s carries no start time: give p_s (seconds after its first sample)" % (where, row["file"]))
-                if row["p_utc"]:
-                    p_pred = p = (_catalog_utc(row["p_utc"]) - rec.start_utc).total_seconds()
-                else:
-                    hypo = math.hypot(float(row["epi_km"]), float(row["depth_km"] or DEPTH_KM))
-                    p_pred = p = (_catalog_utc(row["origin_utc"]) - rec.start_utc).total_seconds() + hypo / VP_KMS
-                    for seg in rec.segments:
-                        if seg.offset_s <= p_pred < seg.offset_s + len(seg.data) / rec.rate:
-                            t, refined = pick_p(seg.data, rec.rate, p_pred - seg.offset_s)
-                            p = t + seg.offset_s
+            p_pred = _catalog_p(row, rec, where)
+            # a pick given is a pick; a prediction is refined as OpenEEW's are
+            p, refined = (p_pred, True) if row["p_utc"] or row["p_s"] else pick_in_record(rec, p_pred)
             if not 0.0 <= p < rec.duration_s:
                 raise CatalogError("%s: P at %.2f s lies outside the record (0-%.2f s)" % (where, p, rec.duration_s))
-            refined = refined or bool(row["p_utc"] or row["p_s"])  # a pick given is a pick
         else:
             p_pred = p = rec.duration_s + 3600.0  # noise: no P in the record, as OpenEEW's NOISE_LABEL
+            refined = False
         out.append(dict(record=rec, event_id=row["event"], catalog_id=row["event"], label=label, positive=label in QUAKE_LABELS,
                         p_offset_s=float(p), p_predicted_s=float(p_pred), p_refined=bool(refined),
                         device=row["station"] or row["paths"][0].stem, file=row["file"],

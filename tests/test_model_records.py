@@ -76,6 +76,18 @@ def test_catalogue_records_read_as_the_openeew_originals(catalogue):
     assert {e["event_id"] for e in both} == {"mine-q1", base["train"][0]} and both[-1]["event_id"] == "mine-q1"
 
 
+def test_a_catalogue_p_from_origin_and_distance_is_predicted_and_picked_as_openeews(catalogue, tmp_path):
+    """Without a pick, origin time + travel time, refined by the AIC pick: the OpenEEW record's own P."""
+    cat, quake, _, q_off = catalogue
+    row = next(r for r in real.read_index() if r["file"] == quake["file"].split("+")[0])
+    (tmp_path / "quake.mseed").write_bytes((cat.parent / "quake.mseed").read_bytes())
+    (tmp_path / "c.csv").write_text("file,event,label,origin_utc,epi_km,depth_km,units,gain\n"
+                                    "quake.mseed,e1,earthquake,%s,%s,%s,counts,%g\n" % (row["origin_utc"], row["epi_km"], real.DEPTH_KM, GAIN))
+    (ex,) = real.catalog_examples(tmp_path / "c.csv")
+    assert ex["p_predicted_s"] == pytest.approx(quake["p_predicted_s"] - q_off, abs=1e-3)
+    assert ex["p_refined"] == quake["p_refined"] and ex["p_offset_s"] == pytest.approx(quake["p_offset_s"] - q_off, abs=0.05)
+
+
 def test_data_set_with_a_catalogue_adds_its_windows_and_leaves_the_openeew_ones(catalogue, tmp_path):
     cat = catalogue[0]
     cfg = DatasetConfig(seed=0, small=True, workers=1)
