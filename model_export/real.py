@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from ..host_tools.waveforms import WaveformError, _parse_utc, read_records
+from ..host_tools.waveforms import MIN_RATE_HZ, WaveformError, _parse_utc, read_records
 
 OPENEEW_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "openeew"
 DEPTH_KM = 20.0  # the depth records.csv assumes; the catalogue gives none
@@ -315,6 +315,8 @@ def catalog_examples(catalog, events=None) -> list[dict]:
         if len(recs) != 1:
             raise CatalogError("%s: file: %d records, not one (only OpenEEW files of one device join)" % (where, len(recs)))
         rec = recs[0]
+        if rec.rate < MIN_RATE_HZ:
+            raise CatalogError("%s: file: %g Hz is below the %g Hz the node's pipeline needs" % (where, rec.rate, MIN_RATE_HZ))
         label = CATALOG_LABELS[row["label"]]
         if label in QUAKE_LABELS:
             p_pred = _catalog_p(row, rec, where)

@@ -156,10 +156,22 @@ HEAD = "file,event,label,p_utc,p_s,units,gain,split"
     (HEAD + "\nquake.mseed,e1,earthquake,,99999,counts,1e5,\n", ":2: P at 99999.00 s lies outside the record"),
     (HEAD + "\nquake.mseed,e1,noise,,,,,\n", ":2: file: .*quake.mseed.*gain"),
     (HEAD + "\nquake.mseed,e1,noise,,,counts,1e5,val\nnoise.mseed,e1,noise,,,counts,1e6,test\n", "line 3: split: event e1 is in val, not test"),
+    (HEAD + "\nslow.mseed,e1,noise,,,counts,1e5,\n", ":2: file: 10 Hz is below the 20 Hz"),
+    (HEAD + "\ntwo.mseed,e1,noise,,,counts,1e5,\n", ":2: file: .*two.mseed: holds several stations"),
 ])
 def test_a_bad_catalogue_is_refused_by_line_and_column(catalogue, tmp_path, body, says):
+    import obspy
+
     for name in ("quake.mseed", "noise.mseed"):
         (tmp_path / name).write_bytes((catalogue[0].parent / name).read_bytes())
+    st = obspy.read(str(tmp_path / "noise.mseed"))
+    slow = st.copy()
+    for tr in slow:
+        tr.stats.sampling_rate = 10.0
+    slow.write(str(tmp_path / "slow.mseed"), format="MSEED")
+    two = st.copy()
+    two[1].stats.station = "OTHER"  # two stations in one file: not one record
+    two.write(str(tmp_path / "two.mseed"), format="MSEED")
     cat = tmp_path / "c.csv"
     cat.write_text(body)
     with pytest.raises(real.CatalogError, match=says):
