@@ -628,7 +628,8 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
     res = summarise(win, runs, real_runs, meta)
     res["seconds"] = round(time.time() - t0, 1)
     res["settings"] = {"hours_per_scenario": hours, "quake_rich_hours": quake_hours, "quiet_hours": quiet_hours, "eval_seed": EVAL_SEED,
-                       "data_fingerprint": getattr(ds, "fingerprint", None), "model_sha": _sha(model)}
+                       "data_fingerprint": getattr(ds, "fingerprint", None), "model_sha": _sha(model),
+                       "records": data_seed_and_catalog(ds)[1]}
     (out_dir / "results.json").write_text(json.dumps(res, indent=1, default=_jsonable))
     figures(res, out_dir)
     (out_dir / "report.md").write_text(report(res, meta))
@@ -1005,6 +1006,11 @@ def _fmt(v, pct=False):
     return ("%.3g" % v) if isinstance(v, float) else str(v)
 
 
+def _num(v, fmt: str) -> str:
+    """A figure a catalogue record may lack (NaN): `-`."""
+    return "-" if v is None or not math.isfinite(v) else fmt % v
+
+
 def report(res: dict, meta: dict) -> str:
     s = res["summary"]
     st = res["settings"]
@@ -1128,16 +1134,18 @@ def report(res: dict, meta: dict) -> str:
                 sn, rule["on_q"], rule["confirm_n"], v["activity_hours"], v["visible_quakes"],
                 *(_fmt(v[k][m], k == "detection_rate") for k in ("detection_rate", "false_per_hour_activity", "median_delay_after_p_s")
                   for m in ("model", "openeew"))))
-    L.append("\n## Real OpenEEW test records\n")
+    catalog = st.get("records")
+    L.append("\n## Real test records: OpenEEW's%s\n" % (" and those of the catalogue `%s`" % catalog if catalog else ""))
     L.append("Detection delay after P (s) per record; `-` = not detected; false = detections before P-2 s (or anywhere in a "
              "record without a quake); after = detections later than P+90 s (coda, aftershocks; not counted).\n")
     L.append("| record | label | M | km | %s |" % " | ".join(LABELS[m] for m in METHODS))
     L.append("| --- | --- | --- | --- |" + " --- |" * len(METHODS))
     for r in res["real"]:
-        L.append("| %s | %s | %.1f | %.0f | %s |" % (r["name"], r["label"].split("(")[0], r["mag"], r["epi_km"],
+        L.append("| %s | %s | %s | %s | %s |" % (r["name"], r["label"].split("(")[0], _num(r["mag"], "%.1f"), _num(r["epi_km"], "%.0f"),
                                                       " | ".join("%s (false %d, after %d)" % (_fmt(r[m]["delay"]), len(r[m]["false"]), len(r[m]["after_event"]))
                                                                  for m in METHODS)))
     L.append("\n## Method\n")
     L.append(__doc__.split("What is measured")[1].strip().replace("\n   ", "\n"))
-    L.append("\nData: OpenEEW records (OpenEEW / Grillo, CC BY-SA 4.0) and synthetic recordings (model_export/synth_*.py).\n")
+    L.append("\nData: OpenEEW records (OpenEEW / Grillo, CC BY-SA 4.0)%s and synthetic recordings (model_export/synth_*.py).\n"
+             % (", the records of `%s` (their own terms)" % catalog if catalog else ""))
     return "\n".join(L) + "\n"

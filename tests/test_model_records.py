@@ -220,3 +220,27 @@ def test_evaluation_and_calibration_score_the_catalogues_records_as_openeews(cat
         assert mine["detections"][m] == pytest.approx([t - q_off for t in orig["detections"][m]], abs=0.05), m
     (trace,) = E._real_trace_job(("mine-q1", model_dir, str(cat)))
     assert trace["quakes"] == [{"p_s": mine["p_s"], "end_s": mine["p_s"] + E.REAL_AFTER_P_S}]
+
+
+def test_held_out_evaluation_counts_the_catalogues_test_records(catalogue, tmp_path):
+    """`seismote model evaluate` of a data set built with a catalogue: its test events' records are
+    run through the node with OpenEEW's, counted in the real metrics and named in the report."""
+    import shutil
+
+    from seismote.model_export.evaluate import evaluate
+
+    cat = tmp_path / "records" / "catalog.csv"
+    shutil.copytree(catalogue[0].parent, cat.parent)
+    cat.write_text(cat.read_text().replace(",val\n", ",test\n"))  # the quake's event held out
+    ds = build_dataset(DatasetConfig(seed=0, small=True, workers=1, records=str(cat)), tmp_path / "data")
+    model = tmp_path / "model"
+    shutil.copytree(ARTIFACT, model)
+    res = evaluate(ds, model, tmp_path / "eval", hours=0.01, quake_hours=0.02, quiet_hours=0.01, workers=2)
+    base = json.loads((ARTIFACT / "model.json").read_text())["metrics"]
+    (mine,) = [r for r in res["real"] if r["name"] == "quake.mseed"]
+    assert mine["event_id"] == "mine-q1" and mine["visible"]
+    assert res["summary"]["real_visible_records"] == base["real_visible_records"] + 1
+    assert json.loads((model / "model.json").read_text())["metrics"]["real_visible_records"] == base["real_visible_records"] + 1
+    md = (tmp_path / "eval" / "report.md").read_text()
+    assert "## Real test records: OpenEEW's and those of the catalogue `%s`" % cat in md
+    assert "| quake.mseed | earthquake_visible |" in md and "the records of `%s` (their own terms)" % cat in md
