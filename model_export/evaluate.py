@@ -602,9 +602,9 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
 
     jobs = evaluation_jobs(model_dir, hours, quake_hours, quiet_hours)
     real_jobs = []
+    seed, catalog = data_seed_and_catalog(ds)
     if real:
         try:
-            seed, catalog = data_seed_and_catalog(ds)
             test_events = realmod.split_events(seed, catalog=catalog)["test"]
             real_jobs = [(ev, model_dir, catalog) for ev in test_events]
         except OSError:
@@ -629,7 +629,7 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
     res["seconds"] = round(time.time() - t0, 1)
     res["settings"] = {"hours_per_scenario": hours, "quake_rich_hours": quake_hours, "quiet_hours": quiet_hours, "eval_seed": EVAL_SEED,
                        "data_fingerprint": getattr(ds, "fingerprint", None), "model_sha": _sha(model),
-                       "records": data_seed_and_catalog(ds)[1]}
+                       "records": catalog}
     (out_dir / "results.json").write_text(json.dumps(res, indent=1, default=_jsonable))
     figures(res, out_dir)
     (out_dir / "report.md").write_text(report(res, meta))
