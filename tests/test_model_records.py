@@ -244,3 +244,7 @@ def test_held_out_evaluation_counts_the_catalogues_test_records(catalogue, tmp_p
     md = (tmp_path / "eval" / "report.md").read_text()
     assert "## Real test records: OpenEEW's and those of the catalogue `%s`" % cat in md
     assert "| quake.mseed | earthquake_visible |" in md and "the records of `%s` (their own terms)" % cat in md
+    for png in ("roc_pr.png", "detection_by_mag_dist.png", "false_per_hour.png", "delay.png"):  # the report's figures
+        head = (tmp_path / "eval" / png).read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") >= 300, png  # width from IHDR
+        assert "](%s)" % png in md
