@@ -504,6 +504,35 @@ def score_real(run: dict) -> dict:
     return out
 
 
+def real_summary(real_runs: list[dict]) -> dict:
+    """Per method, over real records (_real_job's runs): detection rates of the visible and of the weak
+    or visible ones, median delays after P (all visible; P itself clearly visible), false detections
+    per day of noise; "delays": each visible record's delay (None: missed)."""
+    scores = [(r, score_real(r)) for r in real_runs]
+    hours = sum(real_noise_s(r) for r in real_runs) / 3600
+    false = {m: sum(len(s[m]["false"]) for _, s in scores) for m in METHODS}
+    delays = {m: [s[m]["delay"] for r, s in scores if r["visible"]] for m in METHODS}
+    p_delays = {m: [s[m]["delay"] for r, s in scores if r["visible"] and (r.get("p_snr") or 0.0) >= VISIBLE_SNR] for m in METHODS}
+    return {
+        "real_visible_records": sum(1 for r in real_runs if r["visible"]),
+        "real_visible_detection_rate": {m: _rate(delays[m]) for m in METHODS},
+        "real_weak_or_visible_detection_rate": {m: _rate([s[m]["delay"] for r, s in scores if r["positive"]]) for m in METHODS},
+        "median_delay_after_p_s_real": {m: _median(delays[m]) for m in METHODS},
+        "real_p_visible_records": len(p_delays["model"]),
+        "median_delay_after_p_s_real_p_visible": {m: _median(p_delays[m]) for m in METHODS},
+        "real_noise_hours": round(hours, 2),
+        "real_false_detections": false,
+        "false_per_day_real": {m: round(24 * false[m] / hours, 2) if hours else None for m in METHODS},
+        "delays": delays,
+    }
+
+
+def real_rows(real_runs: list[dict]) -> list[dict]:
+    """One row per real record: what it is, and per method its delay after P, false and later detections."""
+    return [{k: r[k] for k in ("name", "event_id", "device", "label", "visible", "mag", "epi_km", "p_s", "p_snr", "duration_s")}
+            | score_real(r) for r in real_runs]
+
+
 def real_noise_s(run: dict) -> float:
     """Seconds of a real record that count as noise: all of it, or what precedes P - 2 s."""
     if not run["positive"]:
@@ -733,16 +762,12 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
     all_hours = sum(hours_by_scenario.values())
     fph_all = {m: round(sum(v[m] for v in false_by_scenario.values()) / all_hours, 3) if all_hours else None for m in METHODS}
 
-    real_vis = [r for r in real_runs if r["visible"]]
-    real_scores = [(r, score_real(r)) for r in real_runs]
-    real_hours = sum(real_noise_s(r) for r in real_runs) / 3600
-    real_false = {m: sum(len(s[m]["false"]) for _, s in real_scores) for m in METHODS}
-    real_delays = {m: [s[m]["delay"] for r, s in real_scores if r["visible"]] for m in METHODS}
+    rs = real_summary(real_runs)
+    real_delays = rs.pop("delays")
 
     everything = quakes
     quakes = [q for q in everything if q["snr"] >= VISIBLE_SNR]  # the rates and delays below: clearly visible ones
     p_visible = [q for q in quakes if (q["p_snr"] or 0.0) >= VISIBLE_SNR]
-    real_p_delays = {m: [s[m]["delay"] for r, s in real_scores if r["visible"] and (r.get("p_snr") or 0.0) >= VISIBLE_SNR] for m in METHODS}
 
     def det_rate(m, sel=lambda q: True):
         v = [q[m] for q in quakes if sel(q)]
@@ -767,19 +792,19 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "synthetic_detection_rate": {m: det_rate(m) for m in METHODS},
         "synthetic_quakes_any_snr": len(everything),
         "synthetic_detection_rate_any_snr": {m: _rate([q[m] for q in everything]) for m in METHODS},
-        "real_visible_records": len(real_vis),
-        "real_visible_detection_rate": {m: _rate(real_delays[m]) for m in METHODS},
-        "real_weak_or_visible_detection_rate": {m: _rate([s[m]["delay"] for r, s in real_scores if r["positive"]]) for m in METHODS},
+        "real_visible_records": rs["real_visible_records"],
+        "real_visible_detection_rate": rs["real_visible_detection_rate"],
+        "real_weak_or_visible_detection_rate": rs["real_weak_or_visible_detection_rate"],
         "detection_rate_all_visible": {m: _rate(delays_all[m]) for m in METHODS},
         "median_delay_after_p_s": {m: _median(delays_all[m]) for m in METHODS},
         "median_delay_after_p_s_synthetic": {m: _median([q[m] for q in quakes]) for m in METHODS},
-        "median_delay_after_p_s_real": {m: _median(real_delays[m]) for m in METHODS},
+        "median_delay_after_p_s_real": rs["median_delay_after_p_s_real"],
         # of those, the ones whose P wave is clearly visible in its first second (P_VISIBLE_S)
         "synthetic_quakes_p_visible": len(p_visible),
         "synthetic_detection_rate_p_visible": {m: _rate([q[m] for q in p_visible]) for m in METHODS},
         "median_delay_after_p_s_synthetic_p_visible": {m: _median([q[m] for q in p_visible]) for m in METHODS},
-        "real_p_visible_records": len(real_p_delays["model"]),
-        "median_delay_after_p_s_real_p_visible": {m: _median(real_p_delays[m]) for m in METHODS},
+        "real_p_visible_records": rs["real_p_visible_records"],
+        "median_delay_after_p_s_real_p_visible": rs["median_delay_after_p_s_real_p_visible"],
         # the node's own trigger on the same quakes: the model runs from it, so it bounds the model's
         # rate and delay (a quake during an open trigger of an activity shows here as no trigger)
         "node_trigger_rate_synthetic": _rate([q["trigger"] for q in quakes]),
@@ -790,9 +815,9 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "quiet_synthetic_hours": round(quiet_s / 3600, 2),
         "quiet_synthetic_false_detections": quiet_false,
         "false_per_day_quiet_synthetic": {m: round(24 * 3600 * quiet_false[m] / quiet_s, 2) for m in METHODS} if quiet_s else None,
-        "real_noise_hours": round(real_hours, 2),
-        "real_false_detections": real_false,
-        "false_per_day_real": {m: round(24 * real_false[m] / real_hours, 2) if real_hours else None for m in METHODS},
+        "real_noise_hours": rs["real_noise_hours"],
+        "real_false_detections": rs["real_false_detections"],
+        "false_per_day_real": rs["false_per_day_real"],
         "window_roc_auc": win["roc_auc"],
         "window_average_precision": win["average_precision"],
         "window_tpr_at_threshold": win["tpr_at_threshold"],
@@ -814,8 +839,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "false_by_activity": false_by_activity,
         "hours_by_scenario": hours_by_scenario,
         "triggers_per_hour": triggers_per_hour,
-        "real": [{k: r[k] for k in ("name", "event_id", "device", "label", "visible", "mag", "epi_km", "p_s", "p_snr", "duration_s")}
-                 | {m: s[m] for m in METHODS} for r, s in real_scores],
+        "real": real_rows(real_runs),
     }
     summary["targets"] = targets(out)
     return out
