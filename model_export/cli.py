@@ -15,6 +15,7 @@ Errors the user can act on print `seismote: ...` and exit with status 2.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -32,10 +33,12 @@ class ModelError(click.ClickException):
 
 
 def _progress():
+    """Progress bars on stderr: stdout carries the results (JSON), for a pipe or a file."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+                    TimeElapsedColumn(), TimeRemainingColumn(), transient=False, console=Console(stderr=True))
 
 
 def _stages(bar):
@@ -73,6 +76,17 @@ def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = 
         raise ModelError("records: %s" % e) from None
     cfg_file.write_text(json.dumps(kw))
     return ds
+
+
+def _plain(v):
+    """JSON-ready: numpy scalars as Python numbers, a figure a record lacks (NaN) as null."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _check_trained_on(meta: dict, ds, model_dir: Path, data_dir: Path) -> None:
@@ -200,6 +214,28 @@ def _group():
             res = evaluate(ds, model_dir, out_dir, hours=hours, workers=workers, progress=hook)
         click.echo("report: %s" % (out_dir / "report.md"))
         click.echo(json.dumps(res["summary"], indent=1))
+
+    @model.command("score-records")
+    @click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=ARTIFACT, show_default=True)
+    @click.option("--workers", type=int, default=2, show_default=True)
+    def score_records_cmd(catalog: Path, model_dir: Path, workers: int) -> None:
+        """Run the records of a catalogue (as for build-data --records) through the node, with the model and
+        the STA/LTA baselines, and score them as `evaluate` scores the real test records: one JSON line per
+        record (delay after P per method, false detections), then a summary line."""
+        from .evaluate import score_records
+        from .real import CatalogError
+
+        if not (model_dir / "model.tflite").is_file():
+            raise ModelError("no model in %s: run `seismote model export` first" % model_dir)
+        try:
+            with _progress() as bar:
+                res = score_records(str(catalog), model_dir, workers, _stages(bar))
+        except CatalogError as e:
+            raise ModelError(str(e)) from None
+        for row in res["records"]:
+            click.echo(json.dumps(_plain(row)))
+        click.echo(json.dumps({"summary": _plain(res["summary"])}))
 
     @model.command("calibrate")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)

@@ -189,9 +189,9 @@ def snr_after_p(rec, p_s: float, after_s: float) -> float | None:
 def _real_job(args) -> list[dict]:
     from . import real
 
-    event, model_dir, catalog = args
+    event, model_dir, catalog, *only = args  # only=(True,): the catalogue's records alone
     out = []
-    for ex in real.examples(events=[event], catalog=catalog):
+    for ex in real.examples(events=[event], root=None if only and only[0] else real.OPENEEW_ROOT, catalog=catalog):
         rec = ex["record"]
         res = _all_methods(rec, "adxl355", model_dir)
         res.update(group="real", name=ex["file"], event_id=event, device=ex["device"], label=ex["label"],
@@ -200,6 +200,25 @@ def _real_job(args) -> list[dict]:
                    mag=ex["mag"], epi_km=ex["epi_km"], duration_s=rec.duration_s)
         out.append(res)
     return out
+
+
+def score_records(catalog: str, model_dir: Path, workers: int = 2, progress=None) -> dict:
+    """Every record of a catalogue (real.read_catalog), whatever its split, through the node with the
+    model of `model_dir` and with the baselines, scored as the evaluation scores the real test records:
+    {"records": real_rows, "summary": real_summary without the per-record delays}."""
+    from . import real
+
+    say = progress or (lambda stage, done, total: None)
+    events = sorted({r["event"] for r in real.read_catalog(catalog)})
+    runs: list[dict] = []
+    say("records through the node", 0, len(events))
+    with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
+        for i, r in enumerate(ex.map(_real_job, [(ev, Path(model_dir).resolve(), str(catalog), True) for ev in events])):
+            runs.extend(r)
+            say("records through the node", i + 1, len(events))
+    summary = real_summary(runs)
+    summary.pop("delays")
+    return {"records": real_rows(runs), "summary": summary}
 
 
 # --- calibration of the decision rule on score traces -------------------------------------------

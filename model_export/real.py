@@ -335,8 +335,8 @@ def catalog_examples(catalog, events=None) -> list[dict]:
 
 
 def examples(events=None, root=OPENEEW_ROOT, catalog=None) -> list[dict]:
-    """The OpenEEW examples (`openeew_examples`), then the catalogue's, of `events` (None: all)."""
-    out = openeew_examples(root, events)
+    """The OpenEEW examples (`openeew_examples`; none with root None), then the catalogue's, of `events` (None: all)."""
+    out = openeew_examples(root, events) if root else []
     if catalog:
         out += catalog_examples(catalog, events)
     return out

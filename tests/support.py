@@ -15,3 +15,13 @@ def benchmark(name: str):
         return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCHMARKS))
+
+
+def cli_runner():
+    """A click CliRunner whose result keeps stdout and stderr apart on every click this project allows."""
+    from click.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        return CliRunner()

@@ -26,12 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from seismote.firmware import config as fwconfig
 from seismote.firmware import detector as fwdetector
 from seismote.firmware import pipeline as fwpipeline
-from tests.support import benchmark
+from tests.support import benchmark, cli_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "firmware" / "model"
@@ -247,7 +246,7 @@ def test_model_calibrate_chooses_an_exported_models_rule_again(small_ds, exporte
     edited = dict(meta["training"], data_fingerprint="f" * 64)
     (model / "model.json").write_text(json.dumps(dict(meta, metrics={"old": 1}, training=edited)))
     args = ["model", "calibrate", "--data", str(data), "--model", str(model), "--cal-hours", "0.02", "--table", str(table)]
-    res = _runner().invoke(cli, args + ["--max-lookback", "3"])
+    res = cli_runner().invoke(cli, args + ["--max-lookback", "3"])
     assert res.exit_code == 0, res.output + res.stderr
     got = json.loads((model / "model.json").read_text())
     chosen = got["training"]["calibration"]["records"]["chosen"]
@@ -256,16 +255,16 @@ def test_model_calibrate_chooses_an_exported_models_rule_again(small_ds, exporte
         k: chosen[k] for k in ("on_q", "off_q", "confirm_n", "max_runs", "lookback")}
     assert {r["lookback"] for r in json.loads(table.read_text())["table"]} == {0, 1, 2, 3}
     assert fwdetector.load(tflm.microlite, got, str(model / "model.tflite")).lookback == got["decision"]["lookback"]
-    res = _runner().invoke(cli, args[:4] + ["--model", str(tmp_path / "none")])
+    res = cli_runner().invoke(cli, args[:4] + ["--model", str(tmp_path / "none")])
     assert res.exit_code == 2 and "no model in" in res.stderr
-    res = _runner().invoke(cli, args + ["--max-lookback", "4"])
+    res = cli_runner().invoke(cli, args + ["--max-lookback", "4"])
     assert res.exit_code == 2 and "--max-lookback" in res.stderr
     (model / "model.json").write_text(json.dumps(dict(meta, training=dict(meta["training"], data_sha256="0" * 64))))
-    res = _runner().invoke(cli, args)
+    res = cli_runner().invoke(cli, args)
     assert res.exit_code == 2 and "trained on a data set of content 0000000000000000" in res.stderr
     older = {k: v for k, v in meta["training"].items() if k != "data_sha256"}  # a model from before data_sha256
     (model / "model.json").write_text(json.dumps(dict(meta, training=dict(older, data_fingerprint="0" * 64))))
-    res = _runner().invoke(cli, args)
+    res = cli_runner().invoke(cli, args)
     assert res.exit_code == 2 and "trained on a data set of fingerprint 0000000000000000" in res.stderr
 
 
@@ -595,19 +594,12 @@ def test_detector_and_hook_on_micropython():
 # Replay with the model
 
 
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # click < 8.2
-    except TypeError:
-        return CliRunner()
-
-
 @needs_artifact
 def test_replay_with_model_detects_pinotepa():
     from seismote.host_tools.cli import DEMO_RECORD, cli
 
     files = [str(p) for p in DEMO_RECORD]
-    res = _runner().invoke(cli, ["replay", *files, "--model"], catch_exceptions=False)
+    res = cli_runner().invoke(cli, ["replay", *files, "--model"], catch_exceptions=False)
     assert res.exit_code == 0, res.stderr
     ev = [json.loads(line) for line in res.stdout.splitlines()]
     det = [e for e in ev if e["event"] == "detection"]
@@ -627,10 +619,10 @@ def test_replay_runs_the_model_unless_told_not_to():
     from seismote.host_tools.cli import DEMO_RECORD, cli
 
     files = [str(p) for p in DEMO_RECORD]
-    rule = _runner().invoke(cli, ["replay", *files, "--no-model"], catch_exceptions=False)
+    rule = cli_runner().invoke(cli, ["replay", *files, "--no-model"], catch_exceptions=False)
     dets = [json.loads(line) for line in rule.stdout.splitlines() if '"detection"' in line]
     assert dets and dets[0]["score"] > 1.0  # the rule reports the peak STA/LTA ratio
-    model = _runner().invoke(cli, ["replay", *files, "--ends"], catch_exceptions=False)
+    model = cli_runner().invoke(cli, ["replay", *files, "--ends"], catch_exceptions=False)
     assert model.exit_code == 0, model.stderr
     scored = [json.loads(line) for line in model.stdout.splitlines() if '"event": "trigger"' not in line]
     # with the model, every event that ran it reports the model's score in 0..1
@@ -753,7 +745,7 @@ def test_each_sensor_runs_its_own_decision_rule(tmp_path):
 def test_replay_with_a_missing_model_folder_is_a_user_error(tmp_path):
     from seismote.host_tools.cli import DEMO_RECORD, cli
 
-    res = _runner().invoke(cli, ["replay", str(DEMO_RECORD[0]), "--model-dir", str(tmp_path / "nope")])
+    res = cli_runner().invoke(cli, ["replay", str(DEMO_RECORD[0]), "--model-dir", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "model.json" in res.stderr and "Traceback" not in res.stderr
 
 
@@ -767,7 +759,7 @@ def test_model_cli_registers_its_group():
         pass
 
     register(top)
-    res = _runner().invoke(top, ["model", "--help"])
+    res = cli_runner().invoke(top, ["model", "--help"])
     assert res.exit_code == 0
     for cmd in ("build-data", "train", "export", "evaluate"):
         assert cmd in res.stdout

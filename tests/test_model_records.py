@@ -15,6 +15,7 @@ import pytest
 from seismote.model_export import real
 from seismote.model_export.cli import ARTIFACT
 from seismote.model_export.dataset import DatasetConfig, build_dataset, fingerprint
+from tests.support import cli_runner
 
 pytestmark = pytest.mark.skipif(not (real.OPENEEW_ROOT / "records.csv").exists(), reason="OpenEEW data folder not present")
 GAIN = 1.0e5  # counts per m/s^2 of the miniSEED copy
@@ -180,24 +181,22 @@ def test_a_bad_catalogue_is_refused_by_line_and_column(catalogue, tmp_path, body
 
 
 def test_build_data_records_option_is_saved_for_the_next_commands(catalogue, tmp_path):
-    from click.testing import CliRunner
-
     from seismote.host_tools.cli import cli
 
     cat = catalogue[0]
     data = tmp_path / "data"
-    res = CliRunner().invoke(cli, ["model", "build-data", "--small", "--data", str(data), "--records", str(cat)])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.output.strip().splitlines()[-1])
+    res = cli_runner().invoke(cli, ["model", "build-data", "--small", "--data", str(data), "--records", str(cat)])
+    assert res.exit_code == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
     assert json.loads((data / "config.json").read_text())["records"] == str(cat.resolve())
     from seismote.model_export.cli import _load_dataset
 
     assert _load_dataset(data).fingerprint == out["fingerprint"]  # train, export, evaluate: the same catalogue
-    res = CliRunner().invoke(cli, ["model", "build-data", "--small", "--data", str(data)])  # without: none
+    res = cli_runner().invoke(cli, ["model", "build-data", "--small", "--data", str(data)])  # without: none
     assert res.exit_code == 0 and "records" not in json.loads((data / "config.json").read_text())
     (tmp_path / "bad.csv").write_text("file,event,label\nnope.mseed,e1,noise\n")
-    res = CliRunner().invoke(cli, ["model", "build-data", "--small", "--data", str(data), "--records", str(tmp_path / "bad.csv")])
-    assert res.exit_code == 2 and "records:" in res.output and "bad.csv:2: file:" in res.output and "nope.mseed does not exist" in res.output
+    res = cli_runner().invoke(cli, ["model", "build-data", "--small", "--data", str(data), "--records", str(tmp_path / "bad.csv")])
+    assert res.exit_code == 2 and "records:" in res.stderr and "bad.csv:2: file:" in res.stderr and "nope.mseed does not exist" in res.stderr
 
 
 def test_evaluation_and_calibration_score_the_catalogues_records_as_openeews(catalogue):
@@ -248,3 +247,31 @@ def test_held_out_evaluation_counts_the_catalogues_test_records(catalogue, tmp_p
         head = (tmp_path / "eval" / png).read_bytes()[:24]
         assert head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") >= 300, png  # width from IHDR
         assert "](%s)" % png in md
+
+
+def test_score_records_runs_a_catalogue_through_the_node_as_the_evaluation_does(catalogue, tmp_path):
+    """`seismote model score-records CATALOG`: every record of the catalogue, whatever its split, and
+    no OpenEEW record; the quake copy scored as the evaluation scores its original (delays on its own
+    axis), the noise record counted as noise time; a bad catalogue is refused by line."""
+    from seismote.host_tools.cli import cli
+    from seismote.model_export import evaluate as E
+
+    cat, quake, noise, q_off = catalogue
+    res = cli_runner().invoke(cli, ["model", "score-records", str(cat), "--workers", "1"])
+    assert res.exit_code == 0, res.stdout + res.stderr
+    lines = [json.loads(x) for x in res.stdout.strip().splitlines()]  # JSON lines only: the progress goes to stderr
+    rows, summary = lines[:-1], lines[-1]["summary"]
+    assert [(r["name"], r["event_id"], r["visible"]) for r in rows] == [("noise.mseed", "mine-n1", False), ("quake.mseed", "mine-q1", True)]
+    (orig,) = [r for r in E.real_rows(E._real_job((quake["event_id"], ARTIFACT, ""))) if r["device"] == quake["device"]]
+    for m in E.METHODS:
+        want = orig[m]["delay"]
+        got = rows[1][m]["delay"]
+        assert (got is None) == (want is None) and (got is None or abs(got - want) <= 0.05), m
+    assert summary["real_visible_records"] == 1 and summary["real_noise_hours"] > 0
+    noise_h = (rows[0]["duration_s"] + min(rows[1]["duration_s"], rows[1]["p_s"] - E.BEFORE_P_S)) / 3600
+    assert summary["real_noise_hours"] == round(noise_h, 2)
+    assert summary["real_false_detections"]["model"] == sum(len(r["model"]["false"]) for r in rows)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,event,label\n,e1,noise\n")
+    res = cli_runner().invoke(cli, ["model", "score-records", str(bad)])
+    assert res.exit_code == 2 and "bad.csv:2: file: empty" in res.stderr
