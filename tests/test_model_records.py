@@ -210,8 +210,8 @@ def test_evaluation_and_calibration_score_the_catalogues_records_as_openeews(cat
     ds = Dataset(*(np.zeros(0),) * 5, "", {"seed": 0, "records": str(cat)})  # only its config matters here
     assert E.data_seed_and_catalog(ds) == (0, str(cat))
     model_dir = ARTIFACT
-    (mine,) = E._real_job(("mine-q1", model_dir, str(cat)))
-    (orig,) = [r for r in E._real_job((quake["event_id"], model_dir, "")) if r["device"] == quake["device"]]
+    (mine,) = E._real_job(("mine-q1", model_dir, str(cat), real.OPENEEW_ROOT))
+    (orig,) = [r for r in E._real_job((quake["event_id"], model_dir, "", real.OPENEEW_ROOT)) if r["device"] == quake["device"]]
     assert (mine["event_id"], mine["device"], mine["visible"], mine["positive"]) == ("mine-q1", "Q1", True, True)
     assert mine["p_s"] == pytest.approx(orig["p_s"] - q_off, abs=1e-3)
     # the copy is the original to a count, so the node decides the same, at the same times on its axis
@@ -262,7 +262,7 @@ def test_score_records_runs_a_catalogue_through_the_node_as_the_evaluation_does(
     lines = [json.loads(x) for x in res.stdout.strip().splitlines()]  # JSON lines only: the progress goes to stderr
     rows, summary = lines[:-1], lines[-1]["summary"]
     assert [(r["name"], r["event_id"], r["visible"]) for r in rows] == [("noise.mseed", "mine-n1", False), ("quake.mseed", "mine-q1", True)]
-    (orig,) = [r for r in E.real_rows(E._real_job((quake["event_id"], ARTIFACT, ""))) if r["device"] == quake["device"]]
+    (orig,) = [r for r in E.real_rows(E._real_job((quake["event_id"], ARTIFACT, "", real.OPENEEW_ROOT))) if r["device"] == quake["device"]]
     for m in E.METHODS:
         want = orig[m]["delay"]
         got = rows[1][m]["delay"]
