@@ -1032,7 +1032,8 @@ def figures(res: dict, out_dir: Path) -> list[str]:
     ax.axvline(1.0, color="k", lw=0.8, ls="--")
     ax.set(xlabel="detection delay after P (s)", ylabel="fraction of quakes detected by then", xlim=(-2, 20),
            title="delay after P (synthetic quakes)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a short run may detect none
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out_dir / "delay.png", dpi=110)
