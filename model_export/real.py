@@ -271,19 +271,21 @@ def _catalog_utc(text):
 
 
 def _catalog_splits(rows, where, seed) -> dict:
-    """Each catalogue event's split: its rows' `split`, the OpenEEW split of an OpenEEW event, or a
-    hash of the event id and the seed (SPLIT_P-like 80/10/10). Rows that disagree are an error."""
+    """Each catalogue event's split: its rows' `split`, the OpenEEW split of an OpenEEW event, or drawn
+    as the synthetic records' are (dataset._choose_split, 80/10/10) from a hash of the event id and
+    the seed. Rows that disagree are an error."""
+    from .dataset import _choose_split  # dataset imports this module
+
     out: dict[str, str] = {}
     for r in rows:
         ev, want = r["event"], r["split"] or None
         have = out.get(ev) or where.get(ev)
         if want and have and want != have:
             raise CatalogError("line %d: split: event %s is in %s, not %s (an event is never split)" % (r["line"], ev, have, want))
-        out[ev] = want or have or out.get(ev, "")
+        out[ev] = want or have or ""
     for ev, split in out.items():
         if not split:
-            u = np.random.default_rng([int(seed), int(hashlib.sha256(ev.encode()).hexdigest()[:15], 16)]).random()
-            out[ev] = "train" if u < 0.8 else "val" if u < 0.9 else "test"
+            out[ev] = _choose_split(np.random.default_rng([int(seed), int(hashlib.sha256(ev.encode()).hexdigest()[:15], 16)]))
     return out
 
 
