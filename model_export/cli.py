@@ -15,7 +15,6 @@ Errors the user can act on print `seismote: ...` and exit with status 2.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import click
@@ -76,17 +75,6 @@ def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = 
         raise ModelError("records: %s" % e) from None
     cfg_file.write_text(json.dumps(kw))
     return ds
-
-
-def _plain(v):
-    """JSON-ready: numpy scalars as Python numbers, a figure a record lacks (NaN) as null."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        v = v.item()
-    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _check_trained_on(meta: dict, ds, model_dir: Path, data_dir: Path) -> None:
@@ -223,7 +211,7 @@ def _group():
         """Run the records of a catalogue (as for build-data --records) through the node, with the model and
         the STA/LTA baselines, and score them as `evaluate` scores the real test records: one JSON line per
         record (delay after P per method, false detections), then a summary line."""
-        from .evaluate import score_records
+        from .evaluate import plain, score_records
         from .real import CatalogError
 
         if not (model_dir / "model.tflite").is_file():
@@ -234,8 +222,8 @@ def _group():
         except CatalogError as e:
             raise ModelError(str(e)) from None
         for row in res["records"]:
-            click.echo(json.dumps(_plain(row)))
-        click.echo(json.dumps({"summary": _plain(res["summary"])}))
+            click.echo(json.dumps(plain(row)))
+        click.echo(json.dumps({"summary": plain(res["summary"])}))
 
     @model.command("calibrate")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "data", show_default=True)

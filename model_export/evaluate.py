@@ -678,10 +678,11 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
     res["settings"] = {"hours_per_scenario": hours, "quake_rich_hours": quake_hours, "quiet_hours": quiet_hours, "eval_seed": EVAL_SEED,
                        "data_fingerprint": getattr(ds, "fingerprint", None), "model_sha": _sha(model),
                        "records": catalog}
-    (out_dir / "results.json").write_text(json.dumps(res, indent=1, default=_jsonable))
+    # strict JSON (MicroPython's and most readers refuse NaN): a figure a record lacks is null
+    (out_dir / "results.json").write_text(json.dumps(plain(res), indent=1, allow_nan=False))
     figures(res, out_dir)
     (out_dir / "report.md").write_text(report(res, meta))
-    meta["metrics"] = res["summary"]
+    meta["metrics"] = plain(res["summary"])
     (model_dir / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
     return res
 
@@ -692,12 +693,16 @@ def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def _jsonable(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    raise TypeError(type(v))
+def plain(v):
+    """JSON-ready: numpy scalars as Python numbers, tuples as lists, a figure a record lacks (NaN,
+    an infinite delay) as null."""
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def sensor_figures(runs: list[dict]) -> dict:

@@ -101,7 +101,7 @@ def split_events(seed=0, root=OPENEEW_ROOT, catalog=None):
     out = {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
     if catalog:
         where = {e: s for s, evs in out.items() for e in evs}
-        for ev, split in _catalog_splits(read_catalog(catalog), where, seed).items():
+        for ev, split in _catalog_splits(catalog, read_catalog(catalog), where, seed).items():
             if ev not in where:
                 out[split] = sorted(out[split] + [ev])
     return out
@@ -270,7 +270,7 @@ def _catalog_utc(text):
     return _parse_utc("", text)
 
 
-def _catalog_splits(rows, where, seed) -> dict:
+def _catalog_splits(path, rows, where, seed) -> dict:
     """Each catalogue event's split: its rows' `split`, the OpenEEW split of an OpenEEW event, or drawn
     as the synthetic records' are (dataset._choose_split, 80/10/10) from a hash of the event id and
     the seed. Rows that disagree are an error."""
@@ -281,7 +281,7 @@ def _catalog_splits(rows, where, seed) -> dict:
         ev, want = r["event"], r["split"] or None
         have = out.get(ev) or where.get(ev)
         if want and have and want != have:
-            raise CatalogError("line %d: split: event %s is in %s, not %s (an event is never split)" % (r["line"], ev, have, want))
+            raise CatalogError("%s:%d: split: event %s is in %s, not %s (an event is never split)" % (path, r["line"], ev, have, want))
         out[ev] = want or have or ""
     for ev, split in out.items():
         if not split:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import zlib
 from array import array
 from pathlib import Path

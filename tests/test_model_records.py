@@ -6,8 +6,10 @@ counts with ObsPy, so what the catalogue says can be checked against what record
 same waveforms.
 """
 
+import csv
 import datetime as dt
 import json
+import math
 
 import numpy as np
 import pytest
@@ -156,7 +158,7 @@ HEAD = "file,event,label,p_utc,p_s,units,gain,split"
     (HEAD + "\nquake.mseed,%s,noise,,,counts,1e5,\n" % ("e" * 25), ":2: event: .* longer than 24 characters"),
     (HEAD + "\nquake.mseed,e1,earthquake,,99999,counts,1e5,\n", ":2: P at 99999.00 s lies outside the record"),
     (HEAD + "\nquake.mseed,e1,noise,,,,,\n", ":2: file: .*quake.mseed.*gain"),
-    (HEAD + "\nquake.mseed,e1,noise,,,counts,1e5,val\nnoise.mseed,e1,noise,,,counts,1e6,test\n", "line 3: split: event e1 is in val, not test"),
+    (HEAD + "\nquake.mseed,e1,noise,,,counts,1e5,val\nnoise.mseed,e1,noise,,,counts,1e6,test\n", r"c\.csv:3: split: event e1 is in val, not test"),
     (HEAD + "\nslow.mseed,e1,noise,,,counts,1e5,\n", ":2: file: 10 Hz is below the 20 Hz"),
     (HEAD + "\ntwo.mseed,e1,noise,,,counts,1e5,\n", ":2: file: .*two.mseed: holds several stations"),
 ])
@@ -230,14 +232,23 @@ def test_held_out_evaluation_counts_the_catalogues_test_records(catalogue, tmp_p
 
     cat = tmp_path / "records" / "catalog.csv"
     shutil.copytree(catalogue[0].parent, cat.parent)
-    cat.write_text(cat.read_text().replace(",val\n", ",test\n"))  # the quake's event held out
+    # the quake's event held out, and its magnitude left out (a catalogue need not give it)
+    rows = list(csv.DictReader(cat.open()))
+    rows[0].update(split="test", mag="")
+    with cat.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
     ds = build_dataset(DatasetConfig(seed=0, small=True, workers=1, records=str(cat)), tmp_path / "data")
     model = tmp_path / "model"
     shutil.copytree(ARTIFACT, model)
     res = evaluate(ds, model, tmp_path / "eval", hours=0.01, quake_hours=0.02, quiet_hours=0.01, workers=2)
     base = json.loads((ARTIFACT / "model.json").read_text())["metrics"]
     (mine,) = [r for r in res["real"] if r["name"] == "quake.mseed"]
-    assert mine["event_id"] == "mine-q1" and mine["visible"]
+    assert mine["event_id"] == "mine-q1" and mine["visible"] and math.isnan(mine["mag"])
+    # results.json is strict JSON: the figure the record lacks is null, not NaN
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text(), parse_constant=lambda c: pytest.fail("%s in results.json" % c))
+    assert [r["mag"] for r in saved["real"] if r["name"] == "quake.mseed"] == [None]
     assert res["summary"]["real_visible_records"] == base["real_visible_records"] + 1
     assert json.loads((model / "model.json").read_text())["metrics"]["real_visible_records"] == base["real_visible_records"] + 1
     md = (tmp_path / "eval" / "report.md").read_text()
