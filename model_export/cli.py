@@ -91,6 +91,7 @@ def _check_trained_on(meta: dict, ds, model_dir: Path, data_dir: Path) -> None:
 
 
 def _group():
+    from ..firmware.config import SENSOR_RANGES
     from .evaluate import CAL_HOURS, MAX_LOOKBACK, TARGET_FPH
 
     _max_lookback = click.option("--max-lookback", type=click.IntRange(0, MAX_LOOKBACK), default=0, show_default=True,
@@ -207,7 +208,9 @@ def _group():
     @click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=ARTIFACT, show_default=True)
     @click.option("--workers", type=int, default=2, show_default=True)
-    def score_records_cmd(catalog: Path, model_dir: Path, workers: int) -> None:
+    @click.option("--sensor", type=click.Choice(sorted(SENSOR_RANGES)), default="adxl355", show_default=True,
+                  help="The node's sensor: the records are replayed in its counts, range and rate.")
+    def score_records_cmd(catalog: Path, model_dir: Path, workers: int, sensor: str) -> None:
         """Run the records of a catalogue (as for build-data --records) through the node, with the model and
         the STA/LTA baselines, and score them as `evaluate` scores the real test records: one JSON line per
         record (delay after P per method, false detections), then a summary line."""
@@ -218,7 +221,7 @@ def _group():
             raise ModelError("no model in %s: run `seismote model export` first" % model_dir)
         try:
             with _progress() as bar:
-                res = score_records(str(catalog), model_dir, workers, _stages(bar))
+                res = score_records(str(catalog), model_dir, workers, _stages(bar), sensor)
         except CatalogError as e:
             raise ModelError(str(e)) from None
         for row in res["records"]:

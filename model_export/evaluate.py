@@ -189,11 +189,11 @@ def snr_after_p(rec, p_s: float, after_s: float) -> float | None:
 def _real_job(args) -> list[dict]:
     from . import real
 
-    event, model_dir, catalog, root = args  # root None: the catalogue's records alone
+    event, model_dir, catalog, root, sensor = args  # root None: the catalogue's records alone
     out = []
     for ex in real.examples(events=[event], root=root, catalog=catalog):
         rec = ex["record"]
-        res = _all_methods(rec, "adxl355", model_dir)
+        res = _all_methods(rec, sensor, model_dir)
         res.update(group="real", name=ex["file"], event_id=event, device=ex["device"], label=ex["label"],
                    positive=ex["positive"], visible=visible_real(ex), p_s=ex["p_offset_s"],
                    p_snr=snr_after_p(rec, ex["p_offset_s"], P_VISIBLE_S),
@@ -202,10 +202,10 @@ def _real_job(args) -> list[dict]:
     return out
 
 
-def score_records(catalog: str, model_dir: Path, workers: int = 2, progress=None) -> dict:
-    """Every record of a catalogue (real.read_catalog), whatever its split, through the node with the
-    model of `model_dir` and with the baselines, scored as the evaluation scores the real test records:
-    {"records": real_rows, "summary": real_summary without the per-record delays}."""
+def score_records(catalog: str, model_dir: Path, workers: int = 2, progress=None, sensor: str = "adxl355") -> dict:
+    """Every record of a catalogue (real.read_catalog), whatever its split, through a node with `sensor`
+    and the model of `model_dir`, and with the baselines, scored as the evaluation scores the real test
+    records: {"records": real_rows, "summary": real_summary without the per-record delays}."""
     from . import real
 
     say = progress or (lambda stage, done, total: None)
@@ -213,7 +213,7 @@ def score_records(catalog: str, model_dir: Path, workers: int = 2, progress=None
     runs: list[dict] = []
     say("records through the node", 0, len(events))
     with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as ex:
-        for i, r in enumerate(ex.map(_real_job, [(ev, Path(model_dir).resolve(), str(catalog), None) for ev in events])):
+        for i, r in enumerate(ex.map(_real_job, [(ev, Path(model_dir).resolve(), str(catalog), None, sensor) for ev in events])):
             runs.extend(r)
             say("records through the node", i + 1, len(events))
     summary = real_summary(runs)
@@ -654,7 +654,7 @@ def evaluate(ds, model_dir: Path, out_dir: Path, hours: float | None = None, qua
     if real:
         try:
             test_events = realmod.split_events(seed, catalog=catalog)["test"]
-            real_jobs = [(ev, model_dir, catalog, realmod.OPENEEW_ROOT) for ev in test_events]
+            real_jobs = [(ev, model_dir, catalog, realmod.OPENEEW_ROOT, "adxl355") for ev in test_events]  # OpenEEW's sensor
         except OSError:
             real_jobs = []
     runs: list[dict] = []

@@ -212,8 +212,8 @@ def test_evaluation_and_calibration_score_the_catalogues_records_as_openeews(cat
     ds = Dataset(*(np.zeros(0),) * 5, "", {"seed": 0, "records": str(cat)})  # only its config matters here
     assert E.data_seed_and_catalog(ds) == (0, str(cat))
     model_dir = ARTIFACT
-    (mine,) = E._real_job(("mine-q1", model_dir, str(cat), real.OPENEEW_ROOT))
-    (orig,) = [r for r in E._real_job((quake["event_id"], model_dir, "", real.OPENEEW_ROOT)) if r["device"] == quake["device"]]
+    (mine,) = E._real_job(("mine-q1", model_dir, str(cat), real.OPENEEW_ROOT, "adxl355"))
+    (orig,) = [r for r in E._real_job((quake["event_id"], model_dir, "", real.OPENEEW_ROOT, "adxl355")) if r["device"] == quake["device"]]
     assert (mine["event_id"], mine["device"], mine["visible"], mine["positive"]) == ("mine-q1", "Q1", True, True)
     assert mine["p_s"] == pytest.approx(orig["p_s"] - q_off, abs=1e-3)
     # the copy is the original to a count, so the node decides the same, at the same times on its axis
@@ -273,7 +273,7 @@ def test_score_records_runs_a_catalogue_through_the_node_as_the_evaluation_does(
     lines = [json.loads(x) for x in res.stdout.strip().splitlines()]  # JSON lines only: the progress goes to stderr
     rows, summary = lines[:-1], lines[-1]["summary"]
     assert [(r["name"], r["event_id"], r["visible"]) for r in rows] == [("noise.mseed", "mine-n1", False), ("quake.mseed", "mine-q1", True)]
-    (orig,) = [r for r in E.real_rows(E._real_job((quake["event_id"], ARTIFACT, "", real.OPENEEW_ROOT))) if r["device"] == quake["device"]]
+    (orig,) = [r for r in E.real_rows(E._real_job((quake["event_id"], ARTIFACT, "", real.OPENEEW_ROOT, "adxl355"))) if r["device"] == quake["device"]]
     for m in E.METHODS:
         want = orig[m]["delay"]
         got = rows[1][m]["delay"]
@@ -282,6 +282,14 @@ def test_score_records_runs_a_catalogue_through_the_node_as_the_evaluation_does(
     noise_h = (rows[0]["duration_s"] + min(rows[1]["duration_s"], rows[1]["p_s"] - E.BEFORE_P_S)) / 3600
     assert summary["real_noise_hours"] == round(noise_h, 2)
     assert summary["real_false_detections"]["model"] == sum(len(r["model"]["false"]) for r in rows)
+    # another sensor: the node reads the records in its counts and rate, as the evaluation's node with it would
+    res = cli_runner().invoke(cli, ["model", "score-records", str(cat), "--workers", "1", "--sensor", "mpu6050"])
+    assert res.exit_code == 0, res.stdout + res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[1])
+    (want,) = [r for r in E.real_rows(E._real_job((quake["event_id"], ARTIFACT, "", real.OPENEEW_ROOT, "mpu6050"))) if r["device"] == quake["device"]]
+    for m in E.METHODS:
+        assert (got[m]["delay"] is None) == (want[m]["delay"] is None) and (got[m]["delay"] is None or abs(got[m]["delay"] - want[m]["delay"]) <= 0.01), m
+    assert abs(got["rule"]["delay"] - rows[1]["rule"]["delay"]) > 0.05  # here the sensor changes when the node confirms
     bad = tmp_path / "bad.csv"
     bad.write_text("file,event,label\n,e1,noise\n")
     res = cli_runner().invoke(cli, ["model", "score-records", str(bad)])
