@@ -438,13 +438,39 @@ def test_cache_hit_and_fingerprint_file(small):
     assert ds.subset("train").x.shape[0] == int((ds.split == "train").sum())
 
 
+@pytest.mark.skipif(not (real.OPENEEW_ROOT / "records.csv").exists(), reason="needs the OpenEEW records")
+def test_real_mix_adds_real_quakes_over_other_backgrounds_to_train_only(small, tmp_path):
+    """DatasetConfig.real_mix: more passes of each real quake record of the train events, over a background
+    drawn as the synthetic quakes' (real noise or a synthetic activity); every other window stays as it was."""
+    from seismote.model_export.dataset import BACKGROUNDS
+
+    cfg, _, base = small
+    mixed = build_dataset(dataclasses.replace(cfg, real_mix=3), tmp_path)
+    assert fingerprint(dataclasses.replace(cfg, real_mix=0)) == base.fingerprint != mixed.fingerprint
+
+    def rows(ds):  # meta as bytes: NaN fields compare equal
+        return [(w.tobytes(), y, sp, k, m.tobytes()) for w, y, sp, k, m in zip(ds.x, ds.y, ds.split, ds.kind, ds.meta)]
+
+    old, new = rows(base), rows(mixed)
+    it = iter(new)
+    assert all(any(r == n for n in it) for r in old)  # the base windows, in order, none changed
+    seen = set(old)
+    added = np.array([n not in seen for n in new])
+    assert added.sum() == len(new) - len(old) > 0
+    backgrounds = set(mixed.meta["background"][added])
+    assert set(mixed.split[added]) == {"train"} and set(mixed.kind[added]) <= {"real:quake", "real:pre-p", "real:noise"}
+    assert backgrounds - {"real"} and backgrounds <= {b for b, _ in BACKGROUNDS} | {"real"}
+    pos = added & (mixed.y == 1)
+    assert pos.any() and np.all(mixed.meta["snr"][pos] >= cfg.snr_min)  # still only where the quake is visible
+
+
 def test_fingerprint_changes_with_the_config():
     cfg = DatasetConfig(small=True, include_real=False)
     fp = fingerprint(cfg)
     assert fp == fingerprint(DatasetConfig(small=True, include_real=False))
     assert fp == fingerprint(dataclasses.replace(cfg, workers=7))  # how it is built is not what is built
     for change in (dict(seed=1), dict(n_quake=41), dict(sensors=("adxl355",)), dict(include_real=True),
-                   dict(small=False), dict(snr_min=3.0)):
+                   dict(small=False), dict(snr_min=3.0), dict(real_mix=1)):
         assert fingerprint(dataclasses.replace(cfg, **change)) != fp, change
 
 
