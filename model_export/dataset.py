@@ -250,7 +250,8 @@ class DatasetConfig:
     # more passes of each real quake record of the train split, each scaled x0.5-2 and added to a
     # background drawn as the synthetic quakes' (`_background`: real noise of other train records or
     # synthetic activity): real P waves under footsteps, traffic, machinery (meta background = its name).
-    # 16 (+5,194 windows, 82 more within 1 s of P; trained as committed, 51 epochs, 13.8 min of fitting):
+    # 16 (+5,194 windows; real quake windows in train 599 -> 2,385, within 1 s of P 63 -> 224; trained as
+    # committed, 51 epochs, 13.8 min of fitting):
     # on the calibration recordings 87.4% of the quakes, 11 of 12 real val records at 0.50 false/h,
     # 1.89 s after P (confirm_n 4), against the committed model's 88.2%, 12 of 12, 0.44/h, 1.38 s; real
     # val median 5.7 s after P against 3.96 s (benchmarks/real_delay.py --split val). Off.
