@@ -135,6 +135,17 @@ NODE_QUAKE_SNR = 4.0
 # 1.04), real 17.7 s against 18.5: not adopted.
 
 
+def _source_shas() -> dict:
+    """The source that makes node windows (the recordings, the node's firmware, the replay path) by content."""
+    from . import dataset
+
+    here = Path(__file__).resolve().parent
+    sources = [here / m for m in dataset._MODULES + ("node_windows.py",)]
+    sources += [here.parent / "firmware" / m for m in dataset._FIRMWARE + ("pipeline.py", "trigger.py")]
+    sources += [here.parent / "host_tools" / m for m in ("waveforms.py", "replay.py")]
+    return {str(p.relative_to(here.parent)): dataset._sha_file(p) for p in sources}
+
+
 def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, quakes_per_hour: float = 20.0,
                     workers: int = 2, cache_dir: Path | None = None, lookback: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Windows the node scores while triggered, from every scenario: (x, y, kind, age).
@@ -164,12 +175,7 @@ def trigger_window_sets(sets: list[tuple[int, float]], keep: int = 5, max_runs: 
 
     from . import dataset
 
-    here = Path(__file__).resolve().parent
-    # the source that makes the windows: the recordings, the node's firmware, the replay path
-    sources = [here / m for m in dataset._MODULES + ("node_windows.py",)]
-    sources += [here.parent / "firmware" / m for m in dataset._FIRMWARE + ("pipeline.py", "trigger.py")]
-    sources += [here.parent / "host_tools" / m for m in ("waveforms.py", "replay.py")]
-    shas = {str(p.relative_to(here.parent)): dataset._sha_file(p) for p in sources} if cache_dir is not None else {}
+    shas = _source_shas() if cache_dir is not None else {}
     out: list = [None] * len(sets)
     todo = []  # (set index, its jobs, its cache path)
     for i, (seed, hours) in enumerate(sets):
@@ -195,4 +201,89 @@ def trigger_window_sets(sets: list[tuple[int, float]], keep: int = 5, max_runs: 
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(path, x=out[i][0], y=out[i][1], kind=out[i][2], age=out[i][3])
+    return out
+
+
+def _real_trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, list[str]]:
+    from ..firmware.config import PIPELINE_RATE_HZ
+    from ..host_tools.waveforms import Record, Segment
+    from . import dataset
+
+    cfg, recs, passes, keep, max_runs = args
+    xs, ys, kinds, ages, splits = [], [], [], [], []
+    for r in recs:
+        for k in range(passes):
+            rng = dataset._rng(cfg.seed, 5, r["index"], k)
+            d, sensor, _ = dataset.real_pass(cfg, r, rng, k, mixed=k % 2 == 1)
+            rec = Record(source=r["source"], rate=PIPELINE_RATE_HZ, start_utc=None, components=("Z", "N", "E"), units="gal",
+                         segments=[Segment(0.0, d)], gaps=[], notes=[])
+            col = _Collector(keep, max_runs)
+            drive(rec, node_model(sensor), col)
+            if not col.windows:
+                continue
+            t = np.array(col.times, dtype=float) / PIPELINE_RATE_HZ
+            onset = np.array(col.onsets, dtype=float) / PIPELINE_RATE_HZ
+            label = np.zeros(len(t), dtype=np.int8)
+            if r["positive"] and r["p_index"] < len(d):
+                # as the data set's real windows: a P not refined by a pick is trusted to a few seconds
+                p = r["p_index"] / PIPELINE_RATE_HZ
+                label[t >= p - (3.0 if r["refined"] else 5.0)] = -1
+                label[(onset >= p - 0.5) & (t >= p + (0.1 if r["refined"] else 2.0))] = 1
+            ok = label >= 0
+            xs.append(np.frombuffer(b"".join(col.windows), dtype=np.int8).reshape(-1, 200, 3)[ok])
+            ys.append(label[ok].astype(np.float32))
+            kinds += ["node:real-quake" if v else "node:real-noise" for v in label[ok]]
+            ages.append((t - onset)[ok].astype(np.float32))
+            splits += [r["split"]] * int(ok.sum())
+    if not xs:
+        return np.zeros((0, 200, 3), np.int8), np.zeros(0, np.float32), [], np.zeros(0, np.float32), []
+    return np.concatenate(xs), np.concatenate(ys), kinds, np.concatenate(ages), splits
+
+
+def real_trigger_windows(data_config: dict, passes: int, keep: int = 2, max_runs: int = 0, workers: int = 2,
+                         cache_dir: Path | None = None) -> dict:
+    """The windows the node scores while triggered on the data set's real records: {split: (x, y, kind, age)}.
+
+    Each real record (`dataset._real_pool` of the data set config `data_config`, OpenEEW and the
+    catalogue's) is recorded again `passes` times (`dataset.real_pass`: pass 0 as it is, then other
+    sensors and orientations, every other one over another background) and replayed through the
+    node's pipeline as `trigger_windows` replays synthetic recordings. Label 1 ("node:real-quake")
+    after a trigger set off from P - 0.5 s on, once the window ends 0.1 s after P (2 s for a P not
+    refined by a pick); 0 ("node:real-noise") for noise records and windows ending well before P;
+    none in between. The real windows the data set cuts at fixed offsets after P are few; these
+    are the ones a node scores after its trigger, on real P waves. Cached by the data set's
+    fingerprint, the arguments and the source that shapes them.
+    """
+    import dataclasses
+    import hashlib
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from . import dataset
+
+    fields = {f.name for f in dataclasses.fields(dataset.DatasetConfig)}
+    cfg = dataset.DatasetConfig(**{k: tuple(v) if k == "sensors" else v for k, v in data_config.items() if k in fields})
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(json.dumps([dataset.fingerprint(cfg), passes, keep, max_runs, _source_shas()],
+                                        sort_keys=True).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / ("node-real-windows-%s.npz" % key)
+        if path.is_file():
+            with np.load(path) as z:
+                return {s: (z["x_" + s], z["y_" + s], z["kind_" + s], z["age_" + s]) for s in ("train", "val")}
+    pool = [r for r in dataset._real_pool(cfg) if r["split"] in ("train", "val")]
+    noise = dataset._noise_segments(pool)
+    jobs = [(cfg, pool[a:a + 4], passes, keep, max_runs) for a in range(0, len(pool), 4)]
+    with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn"), initializer=dataset._init_worker,
+                             initargs=(noise,)) as ex:
+        parts = list(ex.map(_real_trigger_job, jobs))
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    kind = np.array([k for p in parts for k in p[2]], dtype="U24")
+    age = np.concatenate([p[3] for p in parts])
+    split = np.array([s for p in parts for s in p[4]])
+    out = {s: (x[split == s], y[split == s], kind[split == s], age[split == s]) for s in ("train", "val")}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **{"%s_%s" % (n, s): a for s, v in out.items() for n, a in zip(("x", "y", "kind", "age"), v)})
     return out

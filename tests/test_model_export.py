@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -140,6 +141,68 @@ def test_node_windows_come_from_the_pipeline_and_are_cached_by_the_code_that_mak
     assert all(np.array_equal(a, b) for a, b in zip((x, y, kind, age), again))
     with pytest.raises(AssertionError, match="built again"):
         node_windows.trigger_windows(**dict(args, seed=12))
+
+
+def test_real_node_windows_are_the_nodes_windows_on_real_p_waves(tmp_path, monkeypatch):
+    """TrainConfig.node_real_passes: real records of the train and val events replayed through the node
+    (node_windows.real_trigger_windows); a window is a quake's from 0.1 s after a refined P, after a
+    trigger set off from P - 0.5 s on, and noise well before P or on a noise record."""
+    import concurrent.futures
+
+    from seismote.model_export import dataset, node_windows, real
+    from seismote.model_export.synth_quake import synth_quake
+
+    if not (real.OPENEEW_ROOT / "records.csv").exists():
+        pytest.skip("needs the OpenEEW records")
+    # a record of our own with a known P: a quake on a quiet ADXL355, and a knock on the node 40 s before it
+    rng = np.random.default_rng(5)
+    q, qm = synth_quake(5.0, 20.0, 10.0, rate=50.0, duration_s=90.0, p_at_s=60.0, rng=rng)
+    q[20 * 50:20 * 50 + 3] += 50.0
+    r = dict(data=q, p_index=qm["p_index"], split="train", event_id="e", label="earthquake_visible", positive=True,
+             refined=True, mag=5.0, epi_km=20.0, index=0, source="e/0")
+    cfg = dataset.DatasetConfig(small=True, workers=1)
+    x, y, kinds, age, splits = node_windows._real_trigger_job((cfg, [r], 1, 1, 30))
+    starts = np.flatnonzero(np.diff(age) < 0) + 1  # where each later trigger's windows start (at P, at S)
+    assert len(starts) >= 1 and x.dtype == np.int8 and x.shape[1:] == (200, 3) and set(splits) == {"train"}
+    k = starts[0]
+    assert k == 30 and np.all(y[:k] == 0) and np.all(y[k:] == 1)  # the knock's, then the quake's
+    assert list(kinds) == ["node:real-noise"] * k + ["node:real-quake"] * (len(y) - k)
+    # the same as a noise record: all noise
+    _, y0, k0, _, _ = node_windows._real_trigger_job((cfg, [dict(r, positive=False, label=real.NOISE_LABEL)], 1, 1, 30))
+    assert len(y0) == len(y) and np.all(y0 == 0) and set(k0) == {"node:real-noise"}
+    # the OpenEEW records of the small data set, cached
+    args = dict(data_config=dataclasses.asdict(cfg), passes=2, keep=2, max_runs=20, workers=1, cache_dir=tmp_path)
+    sets = node_windows.real_trigger_windows(**args)
+    xt, yt, kt, at = sets["train"]
+    assert len(xt) == len(yt) == len(kt) == len(at) and {0.0, 1.0} == set(np.unique(yt))
+    assert np.array_equal(yt == 1, kt == "node:real-quake")
+
+    class NoPool:
+        def __init__(self, *a, **k):
+            raise AssertionError("the cached windows were built again")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)
+    again = node_windows.real_trigger_windows(**args)
+    assert all(np.array_equal(a, b) for a, b in zip(sets["train"], again["train"]))
+
+
+def test_training_takes_the_real_node_windows(small_ds, tmp_path):
+    from seismote.model_export import node_windows
+    from seismote.model_export.model import ModelSpec
+    from seismote.model_export.train import TrainConfig, train
+
+    if not (real_root := Path(small_ds.config["real_root"])).joinpath("records.csv").exists():
+        pytest.skip("needs the OpenEEW records %s" % real_root)
+    cfg = TrainConfig(seed=3, epochs=1, batch_size=64, spec=ModelSpec(**TINY), node_hours=0.0, node_real_passes=1,
+                      node_keep=4, node_max_runs=20)
+    res = train(small_ds, cfg, tmp_path / "train", cache_dir=tmp_path)
+    sets = node_windows.real_trigger_windows(small_ds.config, 1, 4, 20, cache_dir=tmp_path)  # the cached ones
+    for split in ("train", "val"):
+        x, y, kind, _ = sets[split]
+        got = res["node_trigger_windows"].get(split, {})
+        assert got == {str(k): int(c) for k, c in zip(*np.unique(kind, return_counts=True))}, split
+        assert res["n_" + split] == int((small_ds.split == split).sum()) + len(y)
+    assert got.get("node:real-quake", 0) + res["node_trigger_windows"]["train"].get("node:real-quake", 0) > 0
 
 
 def test_node_windows_with_look_back_add_the_windows_scored_at_each_onset():
