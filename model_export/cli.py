@@ -52,9 +52,10 @@ def _stages(bar):
     return hook
 
 
-def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = None, progress=None, records: Path | str | None = None):
+def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = None, progress=None, records: Path | str | None = None,
+                  real_mix: int | None = None):
     """The data set of `data_dir`: built with the options given, or with those its config.json saved
-    (seed, small, the records catalogue) by the last build-data. records "": no catalogue."""
+    (seed, small, the records catalogue, real_mix) by the last build-data. records "": no catalogue."""
     from .dataset import DatasetConfig, build_dataset
     from .real import CatalogError
 
@@ -64,6 +65,9 @@ def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = 
     catalog = saved.get("records", "") if records is None else str(Path(records).resolve()) if records else ""
     if catalog:
         kw["records"] = catalog
+    mix = saved.get("real_mix", 0) if real_mix is None else real_mix
+    if mix:
+        kw["real_mix"] = mix
     import inspect
 
     extra = {"progress": progress} if progress and "progress" in inspect.signature(build_dataset).parameters else {}
@@ -109,7 +113,10 @@ def _group():
     @click.option("--records", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="A CSV catalogue of your own real records (any format replay reads) to add, split by event "
                        "(model_export/real.py says how); train, export and evaluate use it from then on.")
-    def build_data(data_dir: Path, small: bool, seed: int, records: Path | None) -> None:
+    @click.option("--real-mix", type=click.IntRange(0, 64), default=0, show_default=True,
+                  help="More passes of each real quake record of the train events, scaled and over another background "
+                       "(DatasetConfig.real_mix; off for the bundled model: dataset.py says why).")
+    def build_data(data_dir: Path, small: bool, seed: int, records: Path | None, real_mix: int) -> None:
         """Build (or load from the cache) the training data set."""
         data_dir.mkdir(parents=True, exist_ok=True)
         with _progress() as bar:
@@ -118,7 +125,7 @@ def _group():
             def hook(done, total, what=""):
                 bar.update(task, completed=done, total=total, info=str(what))
 
-            ds = _load_dataset(data_dir, small, seed, hook, records or "")
+            ds = _load_dataset(data_dir, small, seed, hook, records or "", real_mix)
             bar.update(task, completed=1, total=1)
         split = ds.split
         click.echo(json.dumps({"windows": int(len(ds.y)), "earthquake": int(ds.y.sum()), "train": int((split == "train").sum()),
@@ -129,12 +136,15 @@ def _group():
     @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=WORK / "train", show_default=True)
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping on val).")
-    def train_cmd(data_dir: Path, out_dir: Path, seed: int, epochs: int | None) -> None:
+    @click.option("--node-real-passes", type=click.IntRange(0, 64), default=0, show_default=True,
+                  help="Also train on the windows the node scores after its trigger on the real records, re-recorded this "
+                       "many times (TrainConfig.node_real_passes; off for the bundled model: train.py says why).")
+    def train_cmd(data_dir: Path, out_dir: Path, seed: int, epochs: int | None, node_real_passes: int) -> None:
         """Train the network (2 threads, deterministic) on the train split."""
         from .train import TrainConfig, train
 
         ds = _load_dataset(data_dir)
-        cfg = TrainConfig(seed=seed)
+        cfg = TrainConfig(seed=seed, node_real_passes=node_real_passes)
         if epochs is not None:
             cfg.epochs = epochs
         with _progress() as bar:

@@ -201,6 +201,30 @@ def test_build_data_records_option_is_saved_for_the_next_commands(catalogue, tmp
     assert res.exit_code == 2 and "records:" in res.stderr and "bad.csv:2: file:" in res.stderr and "nope.mseed does not exist" in res.stderr
 
 
+def test_real_augmentation_options_reach_the_data_set_and_training(tmp_path, monkeypatch):
+    """build-data --real-mix is saved for the next commands as --records is; train --node-real-passes
+    reaches TrainConfig."""
+    from seismote.host_tools.cli import cli
+    from seismote.model_export import train as train_mod
+    from seismote.model_export.cli import _load_dataset
+
+    data = tmp_path / "data"
+    res = cli_runner().invoke(cli, ["model", "build-data", "--small", "--data", str(data), "--real-mix", "2"])
+    assert res.exit_code == 0, res.stdout + res.stderr
+    mixed = json.loads(res.stdout.strip().splitlines()[-1])
+    assert json.loads((data / "config.json").read_text())["real_mix"] == 2
+    assert _load_dataset(data).fingerprint == mixed["fingerprint"]
+    seen = []
+    monkeypatch.setattr(train_mod, "train", lambda ds, cfg, out, **kw: seen.append((ds.fingerprint, cfg)) or
+                        {"best_epoch": 0, "best_val_loss": 0.0, "epochs_run": 0, "seconds": 0.0, "macs": 0, "params": 0})
+    res = cli_runner().invoke(cli, ["model", "train", "--data", str(data), "--out", str(tmp_path / "t"), "--node-real-passes", "3"])
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert seen[0][0] == mixed["fingerprint"] and seen[0][1].node_real_passes == 3 and seen[0][1].real_weight == train_mod.TrainConfig().real_weight
+    res = cli_runner().invoke(cli, ["model", "build-data", "--small", "--data", str(data)])  # without: none
+    assert res.exit_code == 0 and "real_mix" not in json.loads((data / "config.json").read_text())
+    assert json.loads(res.stdout.strip().splitlines()[-1])["windows"] < mixed["windows"]
+
+
 def test_evaluation_and_calibration_score_the_catalogues_records_as_openeews(catalogue):
     """The held-out evaluation (its test events) and the calibration (its val events) take the
     catalogue's events from the data set's config and run their records through the node like the
