@@ -40,7 +40,9 @@ Examples (`kind`, label y):
 - "real:buried" (0): "earthquake_not_visible(below noise)" records: hard negatives, any window.
 - "real:noise" (0): "pre_event_noise(P after file end)" records.
 Real records are resampled to 50 Hz with `Record.resampled(50.0)` and replayed REAL_PASSES times as
-different sensors (random sensor, horizontal rotation, gain x0.7-1.4).
+different sensors (random sensor, horizontal rotation, gain x0.7-1.4: `real_pass`); with
+`DatasetConfig.real_mix`, the train events' quake records that many times more, scaled x0.5-2 over
+a background drawn as the synthetic quakes' (off by default).
 
 Splits: synthetic records go to train/val/test with probabilities SPLIT_P (by record: all windows of
 a record share its split); real records by event (`real.split_events(seed)`), and the real noise

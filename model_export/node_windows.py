@@ -99,9 +99,15 @@ class _Collector(Probe):
         self._k += 1
         return -128
 
+    def collected(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kept windows (n, 200, 3) int8, when each ends and its trigger's onset (s, pipeline clock)."""
+        from ..firmware.config import PIPELINE_RATE_HZ
+
+        x = np.frombuffer(b"".join(self.windows), dtype=np.int8).reshape(-1, 200, 3) if self.windows else np.zeros((0, 200, 3), np.int8)
+        return x, np.array(self.times, dtype=float) / PIPELINE_RATE_HZ, np.array(self.onsets, dtype=float) / PIPELINE_RATE_HZ
+
 
 def _trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    from ..firmware.config import PIPELINE_RATE_HZ
     from .dataset import continuous_records
 
     scenario, seed, hours, keep, max_runs, sensor, quakes_per_hour, lookback = args
@@ -109,15 +115,13 @@ def _trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
                                   quakes_per_hour=quakes_per_hour, mag_range=NODE_QUAKE_MAGS, min_snr=NODE_QUAKE_SNR))
     col = _Collector(keep, max_runs, lookback)
     drive(rec.to_record(), node_model(rec.sensor), col)
-    t = np.array(col.times, dtype=float) / PIPELINE_RATE_HZ
-    onset = np.array(col.onsets, dtype=float) / PIPELINE_RATE_HZ
+    x, t, onset = col.collected()
     label = np.zeros(len(t), dtype=np.int8)  # 0 noise, 1 quake, -1 unclear (dropped)
     for q in rec.quakes:
         # anything that may hold quake signal: from before P to the window's length after the end
         label[(t >= q["p_s"] - 2.0) & (t <= q["end_s"] + 5.0)] = -1
         # a trigger the quake set off (P - 0.5 s or later, inside its shaking): what the node must confirm
         label[(onset >= q["p_s"] - 0.5) & (onset <= q["end_s"]) & (t >= q["p_s"] + 0.1) & (t <= q["end_s"])] = 1
-    x = np.frombuffer(b"".join(col.windows), dtype=np.int8).reshape(-1, 200, 3) if col.windows else np.zeros((0, 200, 3), np.int8)
     ok = label >= 0
     kinds = ["node:%s" % scenario if v == 0 else "node:quake" for v in label[ok]]
     return x[ok], label[ok].astype(np.float32), kinds, (t - onset)[ok].astype(np.float32)
@@ -219,10 +223,7 @@ def _real_trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarr
                          segments=[Segment(0.0, d)], gaps=[], notes=[])
             col = _Collector(keep, max_runs)
             drive(rec, node_model(sensor), col)
-            if not col.windows:
-                continue
-            t = np.array(col.times, dtype=float) / PIPELINE_RATE_HZ
-            onset = np.array(col.onsets, dtype=float) / PIPELINE_RATE_HZ
+            x, t, onset = col.collected()
             label = np.zeros(len(t), dtype=np.int8)
             if r["positive"] and r["p_index"] < len(d):
                 # as the data set's real windows: a P not refined by a pick is trusted to a few seconds
@@ -230,7 +231,7 @@ def _real_trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarr
                 label[t >= p - (3.0 if r["refined"] else 5.0)] = -1
                 label[(onset >= p - 0.5) & (t >= p + (0.1 if r["refined"] else 2.0))] = 1
             ok = label >= 0
-            xs.append(np.frombuffer(b"".join(col.windows), dtype=np.int8).reshape(-1, 200, 3)[ok])
+            xs.append(x[ok])
             ys.append(label[ok].astype(np.float32))
             kinds += ["node:real-quake" if v else "node:real-noise" for v in label[ok]]
             ages.append((t - onset)[ok].astype(np.float32))

@@ -326,21 +326,17 @@ def train(ds, cfg: TrainConfig, out_dir: Path, progress: Callable[[int, int, dic
     xva, yva, _ = _split(ds, "val")
     if not len(xva):
         raise ValueError("the data set has no val split")
-    node_info = {}
+    node_info: dict = {}
     early = np.zeros(len(xtr), dtype=bool)
+    node_sets = []  # (train, val) sets of windows the node scores: (x, y, kind, age) each
     if cfg.node_hours > 0:
-        (xn, yn, kn, an), (xv, yv, kv, _) = trigger_window_sets(
+        node_sets.append(trigger_window_sets(
             [(cfg.node_seed, cfg.node_hours), (cfg.node_seed + 1000, cfg.node_hours / 4)], cfg.node_keep, cfg.node_max_runs,
-            cfg.node_quakes_per_hour, cache_dir=cache_dir, lookback=cfg.node_lookback)
-        xtr, ytr = np.concatenate([xtr, xn]), np.concatenate([ytr, yn])
-        ktr = np.concatenate([ktr, kn.astype(str)])
-        early = np.concatenate([early, (yn == 1) & (an <= cfg.early_s)])
-        xva, yva = np.concatenate([xva, xv]), np.concatenate([yva, yv])
-        node_info = {"train": {str(k): int(c) for k, c in zip(*np.unique(kn, return_counts=True))},
-                     "val": {str(k): int(c) for k, c in zip(*np.unique(kv, return_counts=True))}}
+            cfg.node_quakes_per_hour, cache_dir=cache_dir, lookback=cfg.node_lookback))
     if cfg.node_real_passes > 0:
-        sets = real_trigger_windows(ds.config, cfg.node_real_passes, cfg.node_keep, cfg.node_max_runs, cache_dir=cache_dir)
-        (xn, yn, kn, an), (xv, yv, kv, _) = sets["train"], sets["val"]
+        real = real_trigger_windows(ds.config, cfg.node_real_passes, cfg.node_keep, cfg.node_max_runs, cache_dir=cache_dir)
+        node_sets.append((real["train"], real["val"]))
+    for (xn, yn, kn, an), (xv, yv, kv, _) in node_sets:
         xtr, ytr = np.concatenate([xtr, xn]), np.concatenate([ytr, yn])
         ktr = np.concatenate([ktr, kn.astype(str)])
         early = np.concatenate([early, (yn == 1) & (an <= cfg.early_s)])
