@@ -496,6 +496,11 @@ def _meta(**kw):
     return base
 
 
+def _rescale(rng):
+    """An amplitude factor, log-uniform in 0.5-2: the rescaling of quakes and of real noise."""
+    return float(np.exp(rng.uniform(math.log(0.5), math.log(2.0))))
+
+
 def _background(rng, split, sensor, n):
     """(acceleration (n, 3) gal, its name) to put a quake in: real noise of the split's events with
     probability REAL_BACKGROUND_P (rescaled x0.5-2, plus the sensor's self-noise), else synthetic
@@ -504,7 +509,7 @@ def _background(rng, split, sensor, n):
     if real_noise and rng.random() < REAL_BACKGROUND_P:
         src = real_noise[int(rng.integers(len(real_noise)))]
         a0 = int(rng.integers(0, len(src) - n + 1))
-        bg = src[a0:a0 + n] * float(np.exp(rng.uniform(math.log(0.5), math.log(2.0))))
+        bg = src[a0:a0 + n] * _rescale(rng)
         return bg + sensor_noise(sensor, n, RATE, rng), "real"
     background = _weighted(rng, BACKGROUNDS)
     return synth_noise_events(background, sensor, RATE, n / RATE, rng)[0], background
@@ -527,7 +532,7 @@ def _quake_record(cfg, i):
     depth = float(rng.uniform(3.0, 25.0) if mag < 7 else rng.uniform(8.0, 35.0))
     q, qm = synth_quake(mag, dist, depth, rate=RATE, duration_s=dur, p_at_s=p_at, rng=rng)
     if rng.random() < 0.5:  # amplitude scaling
-        s = float(np.exp(rng.uniform(math.log(0.5), math.log(2.0))))
+        s = _rescale(rng)
         q = q * s
         qm["pga_gal"] *= s
     counts = to_counts(q + bg, sensor, cfg.range_g, rng)
@@ -709,7 +714,7 @@ def real_pass(cfg, r, rng, k, mixed=False):
         gain = float(np.exp(rng.uniform(math.log(0.7), math.log(1.4)))) if k else 1.0
         return d * gain + sensor_noise(sensor, len(d), RATE, rng), sensor, "real"
     bg, background = _background(rng, r["split"], sensor, len(d))
-    return d * float(np.exp(rng.uniform(math.log(0.5), math.log(2.0)))) + bg, sensor, background
+    return d * _rescale(rng) + bg, sensor, background
 
 
 def _real_windows(cfg, rows, y, band, r, rng, sensor, background="real"):

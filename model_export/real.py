@@ -111,10 +111,9 @@ def _utc(text):
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def predicted_p_s(row, start_utc):
-    """Seconds after `start_utc` at which P is expected (catalogue origin + straight-ray travel time)."""
-    hypo = math.hypot(float(row["epi_km"]), DEPTH_KM)
-    return (_utc(row["origin_utc"]) - start_utc).total_seconds() + hypo / VP_KMS
+def predicted_p_s(origin_utc, epi_km, start_utc, depth_km=DEPTH_KM):
+    """Seconds after `start_utc` at which P is expected (origin + straight-ray travel time)."""
+    return (origin_utc - start_utc).total_seconds() + math.hypot(epi_km, depth_km) / VP_KMS
 
 
 def pick_p(data, rate, predicted_s, search_s=PICK_SEARCH_S):
@@ -182,7 +181,7 @@ def openeew_examples(root=OPENEEW_ROOT, events=None):
         label = min((r["label"] for r in rs), key=lambda s: _LABEL_RANK.get(s, 9))
         row = rs[0]
         start = rec.start_utc if rec.start_utc is not None else _utc(row["start_utc"])
-        p_pred = predicted_p_s(row, start)
+        p_pred = predicted_p_s(_utc(row["origin_utc"]), float(row["epi_km"]), start)
         p, refined = pick_in_record(rec, p_pred) if label in QUAKE_LABELS else (p_pred, False)
         out.append(dict(record=rec, event_id=ev, catalog_id=row["event_id"], label=label,
                         positive=label in QUAKE_LABELS, p_offset_s=float(p), p_predicted_s=float(p_pred),
@@ -297,8 +296,7 @@ def _catalog_p(row, rec, where) -> float:
         raise CatalogError("%s: p_utc: %s carries no start time: give p_s (seconds after its first sample)" % (where, row["file"]))
     if row["p_utc"]:
         return (_catalog_utc(row["p_utc"]) - rec.start_utc).total_seconds()
-    hypo = math.hypot(float(row["epi_km"]), float(row["depth_km"] or DEPTH_KM))
-    return (_catalog_utc(row["origin_utc"]) - rec.start_utc).total_seconds() + hypo / VP_KMS
+    return predicted_p_s(_catalog_utc(row["origin_utc"]), float(row["epi_km"]), rec.start_utc, float(row["depth_km"] or DEPTH_KM))
 
 
 def catalog_examples(catalog, events=None) -> list[dict]:
