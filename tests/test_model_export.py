@@ -113,6 +113,13 @@ def test_training_that_collapses_to_a_constant_score_restarts_then_fails_clearly
     assert not (tmp_path / "model.keras").exists()
 
 
+class NoPool:
+    """A process pool that may not be started: what a call that must read its cache gets."""
+
+    def __init__(self, *a, **k):
+        raise AssertionError("the cached windows were built again")
+
+
 def test_node_windows_come_from_the_pipeline_and_are_cached_by_the_code_that_makes_them(tmp_path, monkeypatch):
     import concurrent.futures
 
@@ -132,11 +139,7 @@ def test_node_windows_come_from_the_pipeline_and_are_cached_by_the_code_that_mak
     assert len(alone[0]) and all(np.array_equal(a, b) for a, b in zip(both[0], (x, y, kind, age)))
     assert all(np.array_equal(a, b) for a, b in zip(both[1], alone))
 
-    class NoPool:  # a second call must read the cache, not replay the recordings again
-        def __init__(self, *a, **k):
-            raise AssertionError("the cached windows were built again")
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)  # a second call must read the cache
     again = node_windows.trigger_windows(**args)
     assert all(np.array_equal(a, b) for a, b in zip((x, y, kind, age), again))
     with pytest.raises(AssertionError, match="built again"):
@@ -177,11 +180,7 @@ def test_real_node_windows_are_the_nodes_windows_on_real_p_waves(tmp_path, monke
     assert len(xt) == len(yt) == len(kt) == len(at) and {0.0, 1.0} == set(np.unique(yt))
     assert np.array_equal(yt == 1, kt == "node:real-quake")
 
-    class NoPool:
-        def __init__(self, *a, **k):
-            raise AssertionError("the cached windows were built again")
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)  # a second call must read the cache
     again = node_windows.real_trigger_windows(**args)
     assert all(np.array_equal(a, b) for a, b in zip(sets["train"], again["train"]))
 
