@@ -27,6 +27,7 @@ QUICK = (
     ("replay_speed", []),
     ("trigger_openeew", []),
     ("real_delay", []),
+    ("real_p_vertical", []),
     ("real_by_sensor", []),
     ("spectra_real_vs_synth", []),
     ("p_to_s_ratios", []),

@@ -149,6 +149,26 @@ def test_corner_frequency_decreases_with_magnitude():
         assert fc / 3 <= fpk <= fc * 3, (mag, fpk, fc)
 
 
+def test_floor_mode_rings_the_vertical_only_and_keeps_its_energy():
+    """A node on a floor: the quake's vertical rings at the floor's mode as footsteps do (the detector
+    otherwise learns that a ringing vertical means people), with its energy, the horizontals and the
+    silence before P unchanged."""
+    rate = 50.0
+
+    def spectral_centroid(x):
+        p = np.abs(np.fft.rfft(x)) ** 2
+        return float((np.fft.rfftfreq(len(x), 1 / rate) * p).sum() / p.sum())
+
+    for seed in range(4):
+        kw = dict(rate=rate, duration_s=60.0, p_at_s=10.0, building=False, floor_zeta=0.05)
+        bare, m = synth_quake(5.0, 60.0, 15.0, rng=np.random.default_rng(seed), floor=False, **kw)
+        ring, _ = synth_quake(5.0, 60.0, 15.0, rng=np.random.default_rng(seed), floor=True, floor_f0=15.0, **kw)
+        assert np.array_equal(ring[:, 1:], bare[:, 1:])
+        assert not ring[:m["p_index"], 0].any()
+        assert np.sum(ring[:, 0] ** 2) == pytest.approx(np.sum(bare[:, 0] ** 2), rel=1e-9)
+        assert spectral_centroid(ring[:, 0]) > spectral_centroid(bare[:, 0]) + 2.0
+
+
 def test_synth_quake_shape_determinism_and_errors():
     a1, m1 = synth_quake(6.0, 40.0, 10.0, rng=np.random.default_rng(9))
     a2, m2 = synth_quake(6.0, 40.0, 10.0, rng=np.random.default_rng(9))
