@@ -1,8 +1,9 @@
 """Why the detector scores real P waves low: the vertical, and the floor it rings.
 
-For each clearly visible OpenEEW record (OpenEEW / Grillo, CC BY-SA 4.0) of the chosen events whose P
-lies at least 10 s into the record and 3 s before its end, the best score (int8, the model in --model) of the windows the
-node scores within 3 s after P, through the node pipeline (ADXL355), for four versions of the record:
+For each clearly visible OpenEEW record (OpenEEW / Grillo, CC BY-SA 4.0) of the chosen events whose
+P lies at least 10 s into the record and 3 s before its end: the best score (int8, the model in
+--model) the node's detector gives within 3 s after P (evaluate.trace_record: the node pipeline,
+ADXL355, TFLM kernels), for four versions of the record:
 - real: the record as it is;
 - horizontals: its vertical from P on replaced by its own noise before P (repeated);
 - twin: its own noise before P (repeated, on every component) plus a synthetic quake at its
@@ -28,8 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seismote.host_tools.waveforms import Segment  # noqa: E402
 from seismote.model_export import evaluate as E  # noqa: E402
-from seismote.model_export import node_windows as NW  # noqa: E402
-from seismote.model_export import real, tflm  # noqa: E402
+from seismote.model_export import real  # noqa: E402
 from seismote.model_export.synth_quake import synth_quake  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +37,11 @@ AFTER_P_S = 3.0
 VERSIONS = ("real", "horizontals", "twin", "twin_floor10")
 
 
-def best_score(rec, p_s: float, model: bytes) -> int | None:
-    """Highest score of the node's windows ending within AFTER_P_S after P (None: not triggered)."""
-    c = NW._Collector(keep=1)
-    NW.drive(rec, NW.node_model("adxl355"), c)
-    x, t, _ = c.collected()
-    sel = (t >= p_s) & (t < p_s + AFTER_P_S)
-    return int(tflm.run_litert(model, x[sel]).max()) if sel.any() else None
+def best_score(rec, p_s: float, model_dir: Path) -> int | None:
+    """Highest score of the node's inferences within AFTER_P_S after P (None: not triggered)."""
+    tr = E.trace_record(rec, "adxl355", model_dir)
+    q = [q for ev in tr["events"] for t, q, _ in ev["trace"] if p_s <= t < p_s + AFTER_P_S]
+    return max(q) if q else None
 
 
 def versions(ex: dict, seed: int) -> dict:
@@ -76,7 +74,7 @@ def main() -> None:
     ap.add_argument("--split", choices=("all", "train", "val", "test"), default="all")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    model = (a.model / "model.tflite").read_bytes()
+    model_dir = a.model.resolve()
     splits = real.split_events(0)
     events = sorted(e for s, evs in splits.items() if a.split in ("all", s) for e in evs)
     rows = []
@@ -86,7 +84,7 @@ def main() -> None:
         if not E.visible_real(ex) or p_in_seg < 10.0 or p_in_seg + AFTER_P_S > len(seg.data) / ex["record"].rate:
             continue
         row = {"record": ex["file"], "mag": ex["mag"], "epi_km": round(ex["epi_km"], 1)}
-        row.update({k: best_score(r, ex["p_offset_s"], model) for k, r in versions(ex, a.seed).items()})
+        row.update({k: best_score(r, ex["p_offset_s"], model_dir) for k, r in versions(ex, a.seed).items()})
         rows.append(row)
         print(json.dumps(row), flush=True)
     summary: dict = {"records": len(rows)}
