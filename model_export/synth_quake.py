@@ -237,6 +237,14 @@ def sdof_floor_response(f, f0, zeta):
     return (1.0 + 2j * zeta * r) / (1.0 - r * r + 2j * zeta * r)
 
 
+def _on_structure(x, rate, f0, zeta):
+    """One component `x` as a structure with this mode records it (zero-padded, so the ringing does
+    not wrap round to the start)."""
+    n_fft = _next_pow2(len(x) + int(10 * rate))
+    h = sdof_floor_response(np.fft.rfftfreq(n_fft, 1.0 / rate), f0, zeta)
+    return np.fft.irfft(np.fft.rfft(x, n_fft) * h, n_fft)[:len(x)]
+
+
 def draw_parameters(mag, rng):
     """Random source, path and site parameters (the record's variability)."""
     return {
@@ -328,17 +336,12 @@ def synth_quake(mag, dist_km, depth_km=10.0, rate=50.0, duration_s=60.0, p_at_s=
         if b0 > a0:
             out[a0:b0] += block[a0 - lo:b0 - lo]
     if p["building"] and n > 1:
-        n_fft = _next_pow2(n + int(10 * rate))
-        f = np.fft.rfftfreq(n_fft, 1.0 / rate)
-        h = sdof_floor_response(f, p["building_f0"], p["building_zeta"])
         for c in (1, 2):
-            out[:, c] = np.fft.irfft(np.fft.rfft(out[:, c], n_fft) * h, n_fft)[:n]
+            out[:, c] = _on_structure(out[:, c], rate, p["building_f0"], p["building_zeta"])
         out[:p_index] = 0.0
     if p["floor"] and n > 1:
         # energy kept, so the P/S and Z/H ratios calibrated against the records stay as they were
-        n_fft = _next_pow2(n + int(10 * rate))
-        h = sdof_floor_response(np.fft.rfftfreq(n_fft, 1.0 / rate), p["floor_f0"], p["floor_zeta"])
-        z = np.fft.irfft(np.fft.rfft(out[:, 0], n_fft) * h, n_fft)[:n]
+        z = _on_structure(out[:, 0], rate, p["floor_f0"], p["floor_zeta"])
         z[:p_index] = 0.0
         e = float(np.sum(z * z))
         out[:, 0] = z * math.sqrt(float(np.sum(out[:, 0] ** 2)) / e) if e > 0 else z
