@@ -10,8 +10,10 @@ ADXL355, TFLM kernels), for four versions of the record:
   magnitude and distance (synth_quake, 20 km deep), scaled to the record's P peak (first 3 s);
 - twin_floor10: the same draws with a floor's vertical mode at 10 Hz, 10% damping (synth_quake
   floor=True), as a node on a floor would record the quake.
-The closing line gives the median of each and of each minus real. A model that took a ringing vertical
-for people scores real and twin_floor10 far below horizontals and twin.
+The closing line gives the median of each and of each minus real, and the real median minus the
+decision's on_q (`real_margin`): models with different thresholds compare by that, since what
+raises real P scores can raise every score. A model that took a ringing vertical for people scores
+real and twin_floor10 far below horizontals and twin.
 
     python benchmarks/real_p_vertical.py [--model firmware/model] [--split all|train|val|test] [--seed 0]
 """
@@ -94,6 +96,10 @@ def main() -> None:
         if k != "real":
             dv = [r[k] - r["real"] for r in rows if r[k] is not None and r["real"] is not None]
             summary[k]["median_minus_real"] = float(np.median(dv)) if dv else None
+    on_q = json.loads((model_dir / "model.json").read_text())["decision"]["on_q"]
+    real_median = summary["real"]["median"]
+    summary["on_q"] = on_q
+    summary["real_margin"] = None if real_median is None else real_median - on_q
     print(json.dumps(summary))
 
 
