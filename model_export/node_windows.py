@@ -11,6 +11,7 @@ evaluation, so changing those does not rebuild the windows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -150,6 +151,12 @@ def _source_shas() -> dict:
     return {str(p.relative_to(here.parent)): dataset._sha_file(p) for p in sources}
 
 
+def _cache_path(cache_dir: Path, name: str, key_doc: list) -> Path:
+    """Where windows made from what `key_doc` (JSON) describes are cached."""
+    key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir) / ("%s-%s.npz" % (name, key))
+
+
 def trigger_windows(seed: int, hours: float, keep: int = 5, max_runs: int = 0, quakes_per_hour: float = 20.0,
                     workers: int = 2, cache_dir: Path | None = None, lookback: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Windows the node scores while triggered, from every scenario: (x, y, kind, age).
@@ -173,7 +180,6 @@ def trigger_window_sets(sets: list[tuple[int, float]], keep: int = 5, max_runs: 
     recordings fill (the 48 h training set and its 12 h val set: ~1 min less). Each set is
     assembled in its own job order and cached on its own, so the windows are the same either way.
     """
-    import hashlib
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -187,8 +193,7 @@ def trigger_window_sets(sets: list[tuple[int, float]], keep: int = 5, max_runs: 
                 for k, sc in enumerate(dataset.SCENARIOS)]
         path = None
         if cache_dir is not None:
-            key = hashlib.sha256(json.dumps([jobs, shas], sort_keys=True).encode()).hexdigest()[:16]
-            path = Path(cache_dir) / ("node-windows-%s.npz" % key)
+            path = _cache_path(cache_dir, "node-windows", [jobs, shas])
             if path.is_file():
                 with np.load(path) as z:
                     out[i] = (z["x"], z["y"], z["kind"], z["age"])
@@ -256,7 +261,6 @@ def real_trigger_windows(data_config: dict, passes: int, keep: int = 2, max_runs
     fingerprint, the arguments and the source that shapes them.
     """
     import dataclasses
-    import hashlib
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -266,9 +270,7 @@ def real_trigger_windows(data_config: dict, passes: int, keep: int = 2, max_runs
     cfg = dataset.DatasetConfig(**{k: tuple(v) if k == "sensors" else v for k, v in data_config.items() if k in fields})
     path = None
     if cache_dir is not None:
-        key = hashlib.sha256(json.dumps([dataset.fingerprint(cfg), passes, keep, max_runs, _source_shas()],
-                                        sort_keys=True).encode()).hexdigest()[:16]
-        path = Path(cache_dir) / ("node-real-windows-%s.npz" % key)
+        path = _cache_path(cache_dir, "node-real-windows", [dataset.fingerprint(cfg), passes, keep, max_runs, _source_shas()])
         if path.is_file():
             with np.load(path) as z:
                 return {s: (z["x_" + s], z["y_" + s], z["kind_" + s], z["age_" + s]) for s in ("train", "val")}
