@@ -54,15 +54,14 @@ def versions(ex: dict, seed: int) -> dict:
     pi = int(round((ex["p_offset_s"] - seg.offset_s) * fs))
     pre = d[:pi - 10]
     noise = np.concatenate([pre] * (len(d) // len(pre) + 2))[:len(d)]
-    quiet = d.copy()
-    quiet[pi:] = noise[pi:]
-    peak = np.abs(d[pi:pi + int(AFTER_P_S * fs)] - quiet[pi:pi + int(AFTER_P_S * fs)]).max()
+    first = slice(pi, pi + int(AFTER_P_S * fs))
+    peak = np.abs(d[first] - noise[first]).max()  # the P wave's, the noise taken out as the twins add it
 
     def twin(**kw):
         q, _ = synth_quake(ex["mag"], ex["epi_km"], 20.0, rate=fs, duration_s=len(d) / fs, p_at_s=pi / fs,
                            rng=np.random.default_rng(seed), **kw)
         q = q[:, :d.shape[1]]
-        return noise + q * peak / max(np.abs(q[pi:pi + int(AFTER_P_S * fs)]).max(), 1e-12)
+        return noise + q * peak / max(np.abs(q[first]).max(), 1e-12)
 
     horizontals = d.copy()
     horizontals[pi:, 0] = noise[pi:, 0]
