@@ -302,7 +302,7 @@ def _agree_rate(source: str, file_rate: float | None, arg_rate: float | None) ->
     return file_rate
 
 
-def _parse_utc(source: str, value) -> _dt.datetime:
+def parse_utc(source: str, value) -> _dt.datetime:
     """ISO string (naive means UTC) or Unix seconds -> aware UTC datetime."""
     try:
         if isinstance(value, (int, float, np.integer, np.floating)):
@@ -725,7 +725,7 @@ def _read_npz(source: str, units, gain, rate) -> Record:
             file_rate = _check_rate(source, _scalar(source, arrays[lower[key]], key), key)
             break
     sr = _agree_rate(source, file_rate, rate)
-    start = _parse_utc(source, _scalar(source, arrays[lower["start_utc"]], "start_utc")) if "start_utc" in lower else None
+    start = parse_utc(source, _scalar(source, arrays[lower["start_utc"]], "start_utc")) if "start_utc" in lower else None
     file_units = str(_scalar(source, arrays[lower["units"]], "units")) if "units" in lower else None
     order, labels, label_note = _component_labels(names)
     if label_note:
@@ -836,7 +836,7 @@ def _read_csv(source: str, units, gain, rate) -> Record:
     notes: list[str] = []
     file_rate = _check_rate(source, meta.get("rate", meta.get("sampling_rate")), "rate") \
         if ("rate" in meta or "sampling_rate" in meta) else None
-    start = _parse_utc(source, meta["start_utc"]) if "start_utc" in meta else None
+    start = parse_utc(source, meta["start_utc"]) if "start_utc" in meta else None
     n = len(values)
     if n < MIN_SAMPLES:
         raise WaveformError("%s: too few samples (%d)" % (source, n))
@@ -914,7 +914,7 @@ def _iso_seconds(source: str, stamps: np.ndarray) -> tuple[np.ndarray, _dt.datet
             ns = plain.astype("datetime64[ns]").astype(np.int64)
     except (ValueError, UserWarning):  # offsets, or not ISO at all: the slow way
         try:
-            ns = np.array([int(_parse_utc(source, s).timestamp() * 1e6) * 1000 for s in stamps], dtype=np.int64)
+            ns = np.array([int(parse_utc(source, s).timestamp() * 1e6) * 1000 for s in stamps], dtype=np.int64)
         except WaveformError:
             raise WaveformError("%s: the time column holds values that are not ISO times" % source) from None
     first = int(ns.min())

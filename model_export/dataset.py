@@ -401,7 +401,8 @@ def _rng(seed, *stream):
     return np.random.default_rng([int(seed), *[int(s) for s in stream]])
 
 
-def _choose_split(rng):
+def choose_split(rng):
+    """"train", "val" or "test" with the SPLIT_P probabilities, from one draw of `rng`."""
     u = rng.random()
     acc = 0.0
     for name, p in SPLIT_P:
@@ -518,7 +519,7 @@ def _background(rng, split, sensor, n):
 def _quake_record(cfg, i):
     """Synthesise quake record i: (counts, info) with the float quake and background for the SNR."""
     rng = _rng(cfg.seed, 1, i)
-    split = _choose_split(rng)
+    split = choose_split(rng)
     sensor = cfg.sensors[int(rng.integers(len(cfg.sensors)))]
     p_at = float(rng.uniform(12.0, 18.0))
     dur = p_at + LATE_RANGE[1] + 2.0
@@ -617,7 +618,7 @@ def _visible_mag_dist(rng, need_gal, m_max=8.0):
 
 def _noise_record(cfg, i):
     rng = _rng(cfg.seed, 2, i)
-    split = _choose_split(rng)
+    split = choose_split(rng)
     kind = NOISE_KINDS[i % len(NOISE_KINDS)]
     sensor = cfg.sensors[int(rng.integers(len(cfg.sensors)))]
     dur = float(rng.uniform(24.0, 36.0))

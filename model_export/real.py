@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from ..host_tools.waveforms import MIN_RATE_HZ, WaveformError, _parse_utc, read_records
+from ..host_tools.waveforms import MIN_RATE_HZ, WaveformError, parse_utc, read_records
 
 OPENEEW_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "openeew"
 DEPTH_KM = 20.0  # the depth records.csv assumes; the catalogue gives none
@@ -266,14 +266,14 @@ def read_catalog(path) -> list[dict]:
 
 def _catalog_utc(text):
     """An ISO time as replay reads a file's start (no offset: UTC); ValueError if it is none."""
-    return _parse_utc("", text)
+    return parse_utc("", text)
 
 
 def _catalog_splits(path, rows, where, seed) -> dict:
     """Each catalogue event's split: its rows' `split`, the OpenEEW split of an OpenEEW event, or drawn
-    as the synthetic records' are (dataset._choose_split, 80/10/10) from a hash of the event id and
+    as the synthetic records' are (dataset.choose_split, 80/10/10) from a hash of the event id and
     the seed. Rows that disagree are an error."""
-    from .dataset import _choose_split  # dataset imports this module
+    from .dataset import choose_split  # dataset imports this module
 
     out: dict[str, str] = {}
     for r in rows:
@@ -284,7 +284,7 @@ def _catalog_splits(path, rows, where, seed) -> dict:
         out[ev] = want or have or ""
     for ev, split in out.items():
         if not split:
-            out[ev] = _choose_split(np.random.default_rng([int(seed), int(hashlib.sha256(ev.encode()).hexdigest()[:15], 16)]))
+            out[ev] = choose_split(np.random.default_rng([int(seed), int(hashlib.sha256(ev.encode()).hexdigest()[:15], 16)]))
     return out
 
 
