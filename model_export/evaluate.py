@@ -216,9 +216,10 @@ def score_records(catalog: str, model_dir: Path, workers: int = 2, progress=None
         for i, r in enumerate(ex.map(_real_job, [(ev, Path(model_dir).resolve(), str(catalog), None, sensor) for ev in events])):
             runs.extend(r)
             say("records through the node", i + 1, len(events))
-    summary = real_summary(runs)
+    rows = real_rows(runs)
+    summary = real_summary(rows)
     summary.pop("delays")
-    return {"records": real_rows(runs), "summary": summary}
+    return {"records": rows, "summary": summary}
 
 
 # --- calibration of the decision rule on score traces -------------------------------------------
@@ -523,19 +524,18 @@ def score_real(run: dict) -> dict:
     return out
 
 
-def real_summary(real_runs: list[dict]) -> dict:
-    """Per method, over real records (_real_job's runs): detection rates of the visible and of the weak
-    or visible ones, median delays after P (all visible; P itself clearly visible), false detections
+def real_summary(rows: list[dict]) -> dict:
+    """Per method, over real records (real_rows), detection rates of the visible and of the weak or
+    visible ones, median delays after P (all visible; P itself clearly visible), false detections
     per day of noise; "delays": each visible record's delay (None: missed)."""
-    scores = [(r, score_real(r)) for r in real_runs]
-    hours = sum(real_noise_s(r) for r in real_runs) / 3600
-    false = {m: sum(len(s[m]["false"]) for _, s in scores) for m in METHODS}
-    delays = {m: [s[m]["delay"] for r, s in scores if r["visible"]] for m in METHODS}
-    p_delays = {m: [s[m]["delay"] for r, s in scores if r["visible"] and (r.get("p_snr") or 0.0) >= VISIBLE_SNR] for m in METHODS}
+    hours = sum(real_noise_s(r) for r in rows) / 3600
+    false = {m: sum(len(r[m]["false"]) for r in rows) for m in METHODS}
+    delays = {m: [r[m]["delay"] for r in rows if r["visible"]] for m in METHODS}
+    p_delays = {m: [r[m]["delay"] for r in rows if r["visible"] and (r.get("p_snr") or 0.0) >= VISIBLE_SNR] for m in METHODS}
     return {
-        "real_visible_records": sum(1 for r in real_runs if r["visible"]),
+        "real_visible_records": sum(1 for r in rows if r["visible"]),
         "real_visible_detection_rate": {m: _rate(delays[m]) for m in METHODS},
-        "real_weak_or_visible_detection_rate": {m: _rate([s[m]["delay"] for r, s in scores if r["positive"]]) for m in METHODS},
+        "real_weak_or_visible_detection_rate": {m: _rate([r[m]["delay"] for r in rows if r["positive"]]) for m in METHODS},
         "median_delay_after_p_s_real": {m: _median(delays[m]) for m in METHODS},
         "real_p_visible_records": len(p_delays["model"]),
         "median_delay_after_p_s_real_p_visible": {m: _median(p_delays[m]) for m in METHODS},
@@ -547,9 +547,10 @@ def real_summary(real_runs: list[dict]) -> dict:
 
 
 def real_rows(real_runs: list[dict]) -> list[dict]:
-    """One row per real record: what it is, and per method its delay after P, false and later detections."""
-    return [{k: r[k] for k in ("name", "event_id", "device", "label", "visible", "mag", "epi_km", "p_s", "p_snr", "duration_s")}
-            | score_real(r) for r in real_runs]
+    """One row per real record (_real_job's runs): what it is, and per method its delay after P, false
+    and later detections."""
+    keep = ("name", "event_id", "device", "label", "positive", "visible", "mag", "epi_km", "p_s", "p_snr", "duration_s")
+    return [{k: r[k] for k in keep} | score_real(r) for r in real_runs]
 
 
 def real_noise_s(run: dict) -> float:
@@ -786,7 +787,8 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
     all_hours = sum(hours_by_scenario.values())
     fph_all = {m: round(sum(v[m] for v in false_by_scenario.values()) / all_hours, 3) if all_hours else None for m in METHODS}
 
-    rs = real_summary(real_runs)
+    real = real_rows(real_runs)
+    rs = real_summary(real)
     real_delays = rs.pop("delays")
 
     everything = quakes
@@ -863,7 +865,7 @@ def summarise(win: dict, runs: list[dict], real_runs: list[dict], meta: dict) ->
         "false_by_activity": false_by_activity,
         "hours_by_scenario": hours_by_scenario,
         "triggers_per_hour": triggers_per_hour,
-        "real": real_rows(real_runs),
+        "real": real,
     }
     summary["targets"] = targets(out)
     return out
