@@ -43,7 +43,6 @@ Every problem raises CatalogError naming the catalogue, the line and the column.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import math
 from pathlib import Path
@@ -68,7 +67,6 @@ NOISE_LABEL = "pre_event_noise(P after file end)"
 # When the files of one device are joined, the record takes the most informative of their labels.
 _LABEL_RANK = {"earthquake_visible": 0, "earthquake_weak": 1, "earthquake_onset_at_file_end(see 40.jsonl)": 2,
                BURIED_LABEL: 3, NOISE_LABEL: 4}
-UTC = dt.timezone.utc
 
 
 def read_index(root=OPENEEW_ROOT):
@@ -105,10 +103,6 @@ def split_events(seed=0, root=OPENEEW_ROOT, catalog=None):
             if ev not in where:
                 out[split] = sorted(out[split] + [ev])
     return out
-
-
-def _utc(text):
-    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def predicted_p_s(origin_utc, epi_km, start_utc, depth_km=DEPTH_KM):
@@ -180,8 +174,8 @@ def openeew_examples(root=OPENEEW_ROOT, events=None):
         rec = read_records([str(root / r["file"]) for r in rs])[0]
         label = min((r["label"] for r in rs), key=lambda s: _LABEL_RANK.get(s, 9))
         row = rs[0]
-        start = rec.start_utc if rec.start_utc is not None else _utc(row["start_utc"])
-        p_pred = predicted_p_s(_utc(row["origin_utc"]), float(row["epi_km"]), start)
+        start = rec.start_utc if rec.start_utc is not None else parse_utc("", row["start_utc"])
+        p_pred = predicted_p_s(parse_utc("", row["origin_utc"]), float(row["epi_km"]), start)
         p, refined = pick_in_record(rec, p_pred) if label in QUAKE_LABELS else (p_pred, False)
         out.append(dict(record=rec, event_id=ev, catalog_id=row["event_id"], label=label,
                         positive=label in QUAKE_LABELS, p_offset_s=float(p), p_predicted_s=float(p_pred),
@@ -250,7 +244,7 @@ def read_catalog(path) -> list[dict]:
         for c in ("p_utc", "origin_utc"):
             if row[c]:
                 try:
-                    _catalog_utc(row[c])
+                    parse_utc("", row[c])
                 except ValueError:
                     raise bad(c, "%r is not an ISO time (2021-09-08T01:47:58.4)" % row[c]) from None
         if row["label"] != "noise" and not (row["p_utc"] or row["p_s"] or (row["origin_utc"] and row["epi_km"])):
@@ -262,11 +256,6 @@ def read_catalog(path) -> list[dict]:
         row["line"] = line
         out.append(row)
     return out
-
-
-def _catalog_utc(text):
-    """An ISO time as replay reads a file's start (no offset: UTC); ValueError if it is none."""
-    return parse_utc("", text)
 
 
 def _catalog_splits(path, rows, where, seed) -> dict:
@@ -295,8 +284,8 @@ def _catalog_p(row, rec, where) -> float:
     if rec.start_utc is None:
         raise CatalogError("%s: p_utc: %s carries no start time: give p_s (seconds after its first sample)" % (where, row["file"]))
     if row["p_utc"]:
-        return (_catalog_utc(row["p_utc"]) - rec.start_utc).total_seconds()
-    return predicted_p_s(_catalog_utc(row["origin_utc"]), float(row["epi_km"]), rec.start_utc, float(row["depth_km"] or DEPTH_KM))
+        return (parse_utc("", row["p_utc"]) - rec.start_utc).total_seconds()
+    return predicted_p_s(parse_utc("", row["origin_utc"]), float(row["epi_km"]), rec.start_utc, float(row["depth_km"] or DEPTH_KM))
 
 
 def catalog_examples(catalog, events=None) -> list[dict]:
