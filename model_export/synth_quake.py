@@ -67,9 +67,9 @@ committed recipe otherwise), the detector scored real P waves higher (benchmarks
 median 0 against -28.5) but its calibrated threshold rose as far (on_q 8 against -28): held out it
 found 10 of 18 real test records (the bundled model 15) and the synthetic quakes a median 1.52 s after
 P, so it was not adopted. On the bundled model the same benchmark finds the floor one part of why real
-P waves score low: a synthetic P over the record's own noise scores a median 81.5 points (int8) above
-the real one, 50 with a 10 Hz floor mode; the real one scores 43 points higher with its vertical
-replaced by its noise.
+P waves score low: a synthetic P over the record's own noise (its parameters drawn per record)
+scores a median 59 points (int8) above the real one, 26.5 with a 10 Hz floor mode; the real one
+scores 43 points higher with its vertical replaced by its noise.
 
 The synthesis is done in the frequency domain at `rate` (band-limited to rate/2, so no aliasing).
 The target spectrum is applied as a minimum-phase filter (same amplitude, causal phase), not the
