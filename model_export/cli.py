@@ -68,11 +68,8 @@ def _load_dataset(data_dir: Path, small: bool | None = None, seed: int | None = 
     mix = saved.get("real_mix", 0) if real_mix is None else real_mix
     if mix:
         kw["real_mix"] = mix
-    import inspect
-
-    extra = {"progress": progress} if progress and "progress" in inspect.signature(build_dataset).parameters else {}
     try:
-        ds = build_dataset(DatasetConfig(**kw), data_dir, **extra)
+        ds = build_dataset(DatasetConfig(**kw), data_dir, progress=progress)
     except (CatalogError, OSError) as e:
         if not catalog:
             raise
