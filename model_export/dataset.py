@@ -718,6 +718,12 @@ def real_pass(cfg, r, rng, k, mixed=False):
     return d * _rescale(rng) + bg, sensor, background
 
 
+def p_trust_s(refined):
+    """How far a real record's P is trusted, in s: (how long before it a noise window must end, how
+    long after it a quake window may end). A P not refined by a pick is trusted to a few seconds."""
+    return (3.0, 0.1) if refined else (5.0, 2.0)
+
+
 def _real_windows(cfg, rows, y, band, r, rng, sensor, background="real"):
     n, p = len(y), r["p_index"]
     lsb = _lsb_gal(sensor, cfg.range_g)
@@ -730,7 +736,8 @@ def _real_windows(cfg, rows, y, band, r, rng, sensor, background="real"):
         ends, ts, snrs = [], [], []
         strata = (EARLY_STRATA if r["refined"] else ()) + (LATE_RANGE, LATE_RANGE, (3.0, 8.0))
         offsets = [rng.uniform(lo, hi) for lo, hi in strata]
-        offsets += [o for o in _after_triggers(rng, trig, p, hi_s=60.0) if o >= (0.1 if r["refined"] else 2.0)]
+        before_s, after_s = p_trust_s(r["refined"])
+        offsets += [o for o in _after_triggers(rng, trig, p, hi_s=60.0) if o >= after_s]
         for off in offsets:
             e = p + int(round(off * RATE))
             if e >= n or e - WINDOW + 1 < WARMUP or e in ends:
@@ -744,7 +751,7 @@ def _real_windows(cfg, rows, y, band, r, rng, sensor, background="real"):
         pga = float(np.abs(y[p:min(n, p + int(60 * RATE))]).max()) * lsb if p >= 0 else np.nan
         metas = [_meta(t_after_p_s=t, snr=s, pga_gal=pga, **base) for t, s in zip(ts, snrs)]
         _add(rows, y, ends, 1, r["split"], "real:quake", metas, lsb)
-        margin = int((3.0 if r["refined"] else 5.0) * RATE)
+        margin = int(before_s * RATE)
         ends = _negative_ends(rng, n, trig, 3, 4, hi=p - margin)
         metas = [_meta(t_after_p_s=(e - p) / RATE, **base) for e in ends]
         _add(rows, y, ends, 0, r["split"], "real:pre-p", metas, lsb)

@@ -231,10 +231,11 @@ def _real_trigger_job(args) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarr
             x, t, onset = col.collected()
             label = np.zeros(len(t), dtype=np.int8)
             if r["positive"] and r["p_index"] < len(d):
-                # as the data set's real windows: a P not refined by a pick is trusted to a few seconds
+                # as the data set's real windows
                 p = r["p_index"] / PIPELINE_RATE_HZ
-                label[t >= p - (3.0 if r["refined"] else 5.0)] = -1
-                label[(onset >= p - 0.5) & (t >= p + (0.1 if r["refined"] else 2.0))] = 1
+                before_s, after_s = dataset.p_trust_s(r["refined"])
+                label[t >= p - before_s] = -1
+                label[(onset >= p - 0.5) & (t >= p + after_s)] = 1
             ok = label >= 0
             xs.append(x[ok])
             ys.append(label[ok].astype(np.float32))
