@@ -7,9 +7,9 @@ pipeline: evaluate.trace_record) through two families of decision rules:
 - "cusum": Page's CUSUM on the int8 score, S = max(0, S + q - k), confirm when S >= h: the
   sequential test that minimises the delay for a given false-alarm rate when scores are independent,
   so a strong score confirms at once and weak ones add up.
-Each family's rule is chosen as `seismote model export` chooses it (evaluate.calibrate_decision:
-most quakes detected, synthetic and the real val events, at <= --target false detections per hour
-of activity on the calibration recordings; ties to the shorter delay), then scored on the held-out
+Each family's rule is chosen as `seismote model export` chooses it (evaluate.choose: at <= --target
+false detections per hour of activity on the calibration recordings, the most real val records, then
+the shortest delay within one standard error of the most synthetic quakes), then scored on the held-out
 recordings of `seismote model evaluate` (same seeds and hours) and the real test events (OpenEEW /
 Grillo, CC BY-SA 4.0). Prints one JSON line per family and target.
 
@@ -126,8 +126,8 @@ def main() -> None:
     table = [(rule, tie, E.rule_metrics(runs["cal"], detector(rule))) for rule, tie in rules()]
     for target in a.target:
         for family in ("consecutive", "cusum"):
-            # the export's choice (evaluate.choice_key), within each family
-            rule, _, cal = max((t for t in table if t[0]["family"] == family), key=lambda t: E.choice_key(t[2], target, t[1]))
+            # the export's choice (evaluate.choose), within each family
+            cal, _, rule = E.choose([(m, tie, rule) for rule, tie, m in table if rule["family"] == family], target)
             print(json.dumps({"target_fph": target, "rule": rule, "calibration": rounded(cal),
                               "held_out": rounded(E.rule_metrics(runs["eval"], detector(rule)))}), flush=True)
 

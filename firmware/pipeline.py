@@ -19,7 +19,7 @@ WINDOW conditioned samples are copied out of the ring, scaled to int8 (detector_
 into the detector's buffer and scored; DETECTION = the detector's hysteresis rule confirms and the
 PGA reaches `detector.min_pga_gal`. At the onset itself the detector first scores `detector.lookback`
 windows, ending at the onset and at each of the lookback - 1 strides before it (all in the ring
-already): the 1 s STA rises through its on level a few tenths of a second after the P wave arrives,
+already): the STA rises through its on level a few tenths of a second after the P wave arrives,
 and a window the model is already sure of then counts at once. `score` is then the model's highest score of the event (0..1)
 once the model has run (so at a trigger it is still the peak STA/LTA ratio). Samples without an
 inference allocate nothing, as before; an inference allocates a little on the board (detector.py,

@@ -402,15 +402,28 @@ def rule_metrics(runs: list[dict], detect) -> dict:
             "quakes": n_syn, "real_quakes": n_real}
 
 
-def choice_key(m: dict, target_fph: float, tie: int = 0) -> tuple:
-    """Sort key of calibration's choice (the largest wins): within target_fph, the most quakes detected
-    (synthetic and real counting equally), then the shorter median delay, then `tie`; beyond it, the
-    fewest false detections. The 12 real val records dominate the sum (one record moves it 0.08), but
-    taking instead the shortest delay within one standard error of the best sum was no better on
-    held-out data: one model 14 of 18 real records at 0.96 s (against 12 at 1.38 s), another 7 (against 13)."""
-    frac = m["detected"] + (m["detected_real"] or 0.0)
-    ok = m["false_per_hour"] <= target_fph
-    return (ok, frac if ok else -m["false_per_hour"], -m["median_delay_s"] if ok else frac, tie)
+def choose(items: list, target_fph: float):
+    """Calibration's choice among `items`, (metrics, tie, ...) tuples of rule_metrics figures: within
+    target_fph, the most real records detected; among those, every rule whose share of the synthetic
+    quakes is within one standard error of the best share, and of them the shortest median delay after
+    P, then the largest `tie`. Beyond target_fph for all: the fewest false detections, then the most quakes.
+
+    Why the standard error: several hundred calibration quakes tell shares 0.3 points apart no better
+    than chance, while the rules that differ so can differ by a tenth of a second in delay. Taking the
+    most synthetic quakes outright chose, on the bundled model's calibration recordings with a 1 s STA
+    trigger, 3 scores >= -28 (88.2%, 1.38 s) over 2 >= -24 (87.9%, 1.35 s); held out the second is
+    better on every figure: 1.08 s against 1.17 s after P, 0.53 against 0.56 false/h of activity,
+    0.25 against 0.5 per quiet day, the same 97.4% and 15 of 18 real records. The real records stay
+    first: letting one go for a shorter delay (the best sum of both shares within one standard error,
+    tried before) gave one model 2 more of its 18 held-out real records and another 6 fewer."""
+    ok = [it for it in items if it[0]["false_per_hour"] <= target_fph]
+    if not ok:
+        return max(items, key=lambda it: (-it[0]["false_per_hour"], it[0]["detected"] + (it[0]["detected_real"] or 0.0), it[1]))
+    real = max(it[0]["detected_real"] or 0.0 for it in ok)
+    ok = [it for it in ok if (it[0]["detected_real"] or 0.0) == real]
+    best = max(it[0]["detected"] for it in ok)
+    se = math.sqrt(best * (1.0 - best) / max(1, ok[0][0]["quakes"]))
+    return min((it for it in ok if it[0]["detected"] >= best - se - 1e-12), key=lambda it: (it[0]["median_delay_s"], -it[1]))
 
 
 # Look-back windows (detector.lookback) traced, so that calibration may choose up to this many
@@ -441,19 +454,16 @@ def consecutive_rules(confirm_ns=(1, 2, 3, 4), max_runs=(0, 40), on_qs=tuple(ran
 
 
 def choose_consecutive(runs: list[dict], target_fph: float, rules) -> dict:
-    """The node's rule among `rules` that calibration picks on traced `runs`, with every rule's row."""
-    best = None
-    table = []
+    """The node's rule among `rules` that calibration picks on traced `runs` (`choose`), with every rule's row."""
+    table, items = [], []
     for n, mr, on_q, off_q, lb in rules:
         m = rule_metrics(runs, lambda r: simulate(r["events"], on_q, off_q, n, r["min_pga_gal"], mr, lookback=lb))
         row = {"on_q": on_q, "off_q": off_q, "confirm_n": n, "max_runs": mr, "lookback": lb, "detected": round(m["detected"], 4),
                "detected_real": round(m["detected_real"], 4) if m["detected_real"] is not None else None,
                "false_per_hour": round(m["false_per_hour"], 3), "median_delay_s": round(m["median_delay_s"], 2)}
         table.append(row)
-        key = choice_key(m, target_fph, on_q)
-        if best is None or key > best[0]:
-            best = (key, row)
-    return {"chosen": best[1] if best else None, "table": table}
+        items.append((m, on_q, row))
+    return {"chosen": choose(items, target_fph)[2] if items else None, "table": table}
 
 
 def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float = 1.0, target_fph: float = TARGET_FPH,
@@ -463,10 +473,9 @@ def calibrate_decision(model_dir: Path, hours: float = 1.0, quake_hours: float =
     of a node with `sensor` (the real records are ADXL355 recordings: pass real_events for that one only).
 
     Among `rules` (default: every one of `consecutive_rules()` with 0 to `max_lookback` look-back
-    windows), maximises the fraction of quakes
-    detected (synthetic, plus the visible records of the real val events given in `real_events`,
-    each set counting equally) subject to false detections per hour over the activity scenarios
-    <= target_fph; ties go to the shorter median delay after P, then the higher on_q (`choice_key`).
+    windows), with at most target_fph false detections per hour over the activity scenarios: the most
+    visible records of the real val events given in `real_events` detected, then the shortest median
+    delay after P among the rules within one standard error of the most synthetic quakes (`choose`).
     """
     if not 0 <= max_lookback <= MAX_LOOKBACK:
         raise ValueError("max_lookback %d: the traces hold 0 to %d look-back windows" % (max_lookback, MAX_LOOKBACK))

@@ -853,17 +853,18 @@ def test_decision_replayed_from_score_traces():
 
 def test_traces_with_a_trigger_override_run_the_node_with_those_settings():
     """evaluate.trace_record(..., trigger=...) (benchmarks/trigger_settings.py): the node replays the
-    record with those trigger fields (a 0.5 s STA sets off 0.5 s sooner on the demo's Pinotepa P wave
-    than the default 1 s), and a setting the node's configuration refuses is refused by name."""
+    record with those trigger fields (the default 0.5 s STA sets off sooner on the demo's Pinotepa P
+    wave than the 1 s one the training windows come from), and a setting the node's configuration
+    refuses is refused by name."""
     from seismote.host_tools.cli import DEMO_RECORD
     from seismote.host_tools.waveforms import read_records
     from seismote.model_export.evaluate import trace_record
-    from seismote.model_export.node_windows import node_model
+    from seismote.model_export.node_windows import TRAINING_TRIGGER, node_model
 
-    assert node_model("adxl355", trigger={"sta_s": 0.5}).cfg["trigger"]["sta_s"] == 0.5
-    assert node_model("adxl355").cfg["trigger"]["sta_s"] == fwconfig.default()["trigger"]["sta_s"] == 1.0
+    assert node_model("adxl355", trigger=TRAINING_TRIGGER).cfg["trigger"]["sta_s"] == 1.0
+    assert node_model("adxl355").cfg["trigger"]["sta_s"] == fwconfig.default()["trigger"]["sta_s"] == 0.5
     rec = read_records([str(p) for p in DEMO_RECORD])[0]
-    slow, fast = (trace_record(rec, "adxl355", ARTIFACT, trig) for trig in (None, {"sta_s": 0.5}))
+    slow, fast = (trace_record(rec, "adxl355", ARTIFACT, trig) for trig in (TRAINING_TRIGGER, None))
     assert slow["events"] and fast["events"]
     assert fast["events"][0]["onset_t"] < slow["events"][0]["onset_t"] < fast["events"][0]["onset_t"] + 1.0
     assert all(ev["trace"] for ev in fast["events"])  # the model scored every event
@@ -922,6 +923,27 @@ def test_calibration_picks_the_most_detections_within_the_false_rate_then_the_sh
     got = choose_consecutive(runs, 1.0, rules)
     assert (got["chosen"]["on_q"], got["chosen"]["median_delay_s"]) == (50, 0.4)  # the door is allowed now: fastest
     assert [r["detected"] for r in got["table"]] == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_calibration_takes_the_shortest_delay_among_rules_that_detect_as_many_within_sampling_error():
+    """evaluate.choose: within the false-rate target, no real record is given up; among the rules whose
+    share of the synthetic quakes is within one standard error of the best (746 quakes at 88.2%: 1.2
+    points), the shortest median delay wins; past that error, or losing a real record, a faster rule
+    does not; and with no rule within the target, the fewest false detections."""
+    from seismote.model_export.evaluate import choose
+
+    def m(fph, det, real, delay):
+        return {"false_per_hour": fph, "detected": det, "detected_real": real, "median_delay_s": delay, "quakes": 746}
+
+    items = [(m(0.44, 0.882, 1.0, 1.38), -28, "most quakes"), (m(0.42, 0.879, 1.0, 1.35), -24, "within the error, sooner"),
+             (m(0.30, 0.865, 1.0, 1.0), -40, "beyond the error"), (m(0.40, 0.90, 11 / 12, 0.9), -50, "a real record lost"),
+             (m(0.60, 0.95, 1.0, 0.5), -60, "too many false")]
+    assert choose(items, 0.5)[2] == "within the error, sooner"
+    assert choose(items[:1] + items[2:], 0.5)[2] == "most quakes"
+    assert choose(items, 1.0)[2] == "too many false"  # now within the target, and the most real and synthetic quakes
+    assert choose(items, 0.1)[2] == "beyond the error"  # none within: the fewest false detections
+    tied = [(m(0.4, 0.88, None, 1.2), -20, "lower on_q"), (m(0.4, 0.88, None, 1.2), -16, "higher on_q")]
+    assert choose(tied, 0.5)[2] == "higher on_q"
 
 
 def test_scoring_matches_detections_to_quakes_and_splits_the_delay():

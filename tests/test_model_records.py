@@ -317,7 +317,7 @@ def test_score_records_runs_a_catalogue_through_the_node_as_the_evaluation_does(
     assert res.exit_code == 0, res.stdout + res.stderr
     got = json.loads(res.stdout.strip().splitlines()[1])
     same_delays(got, original("mpu6050"), 0.01)
-    assert abs(got["rule"]["delay"] - rows[1]["rule"]["delay"]) > 0.05  # here the sensor changes when the node confirms
+    assert abs(got["model"]["delay"] - rows[1]["model"]["delay"]) > 0.05  # here the sensor changes when the node confirms
     bad = tmp_path / "bad.csv"
     bad.write_text("file,event,label\n,e1,noise\n")
     res = cli_runner().invoke(cli, ["model", "score-records", str(bad)])
