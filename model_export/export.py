@@ -14,7 +14,8 @@
   that at most `fpr` of the val non-earthquake windows reach, `off` is `hysteresis` logit units below it); then,
   with `cal_hours` > 0, replaced by the rule chosen on calibration recordings through the whole
   node pipeline (evaluate.calibrate_decision: continuous synthetic recordings of every scenario
-  with their own seeds; the most quakes detected at <= `target_fph` false detections per hour)
+  with their own seeds; at <= `target_fph` false detections per hour, the most real val records,
+  then the shortest delay within one standard error of the most synthetic quakes: evaluate.choose)
   as read by the ADXL355, with the real val records. With `per_sensor` (`--per-sensor`), once more
   for each other sensor: model.json `decision_by_sensor`, the node runs its own
   (detector.rule_for). Off by default: on the previous bundled model (24 h of node windows; held

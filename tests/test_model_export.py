@@ -918,6 +918,9 @@ def test_calibration_picks_the_most_detections_within_the_false_rate_then_the_sh
     m = rule_metrics(runs, lambda r: simulate(r["events"], 50, 50, 1, r["min_pga_gal"]))
     assert (m["detected"], m["false_per_hour"], m["quakes"], m["detected_real"]) == (1.0, 1.0, 1, None)
     assert round(m["median_delay_s"], 6) == 0.4
+    assert m["detected_visible"] == 1.0 and round(m["median_delay_visible_s"], 6) == 0.4  # no SNR given: visible
+    faint = [dict(runs[1], quakes=[{"p_s": 100.0, "end_s": 160.0, "snr": 3.0}])]  # the evaluation's "clearly visible" leaves it out
+    assert rule_metrics(faint, lambda r: [100.4])["detected_visible"] is None
     # q >= 50 once catches the door; 3 or 2 at >= 80 do not, and 2 confirm sooner; 95 is never reached
     assert choose_consecutive(runs, 0.5, rules)["chosen"]["confirm_n"] == 2
     got = choose_consecutive(runs, 1.0, rules)
