@@ -302,15 +302,16 @@ def _agree_rate(source: str, file_rate: float | None, arg_rate: float | None) ->
     return file_rate
 
 
-def parse_utc(source: str, value) -> _dt.datetime:
-    """ISO string (naive means UTC) or Unix seconds -> aware UTC datetime."""
+def parse_utc(source: str, value, field: str = "start_utc") -> _dt.datetime:
+    """ISO string (naive means UTC) or Unix seconds -> aware UTC datetime; WaveformError naming
+    `source` and `field` otherwise."""
     try:
         if isinstance(value, (int, float, np.integer, np.floating)):
             return _dt.datetime.fromtimestamp(float(value), tz=UTC)
         text = str(value).strip()
         when = _dt.datetime.fromisoformat(text)
     except (ValueError, OverflowError, OSError):
-        raise WaveformError("%s: start_utc %r is not an ISO time" % (source, value)) from None
+        raise WaveformError("%s: %s %r is not an ISO time" % (source, field, value)) from None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 

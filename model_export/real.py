@@ -174,8 +174,9 @@ def openeew_examples(root=OPENEEW_ROOT, events=None):
         rec = read_records([str(root / r["file"]) for r in rs])[0]
         label = min((r["label"] for r in rs), key=lambda s: _LABEL_RANK.get(s, 9))
         row = rs[0]
-        start = rec.start_utc if rec.start_utc is not None else parse_utc("", row["start_utc"])
-        p_pred = predicted_p_s(parse_utc("", row["origin_utc"]), float(row["epi_km"]), start)
+        where = "%s (%s)" % (root / "records.csv", row["file"])
+        start = rec.start_utc if rec.start_utc is not None else parse_utc(where, row["start_utc"])
+        p_pred = predicted_p_s(parse_utc(where, row["origin_utc"], "origin_utc"), float(row["epi_km"]), start)
         p, refined = pick_in_record(rec, p_pred) if label in QUAKE_LABELS else (p_pred, False)
         out.append(dict(record=rec, event_id=ev, catalog_id=row["event_id"], label=label,
                         positive=label in QUAKE_LABELS, p_offset_s=float(p), p_predicted_s=float(p_pred),
@@ -244,7 +245,7 @@ def read_catalog(path) -> list[dict]:
         for c in ("p_utc", "origin_utc"):
             if row[c]:
                 try:
-                    parse_utc("", row[c])
+                    parse_utc(str(path), row[c], c)
                 except ValueError:
                     raise bad(c, "%r is not an ISO time (2021-09-08T01:47:58.4)" % row[c]) from None
         if row["label"] != "noise" and not (row["p_utc"] or row["p_s"] or (row["origin_utc"] and row["epi_km"])):
@@ -284,8 +285,9 @@ def _catalog_p(row, rec, where) -> float:
     if rec.start_utc is None:
         raise CatalogError("%s: p_utc: %s carries no start time: give p_s (seconds after its first sample)" % (where, row["file"]))
     if row["p_utc"]:
-        return (parse_utc("", row["p_utc"]) - rec.start_utc).total_seconds()
-    return predicted_p_s(parse_utc("", row["origin_utc"]), float(row["epi_km"]), rec.start_utc, float(row["depth_km"] or DEPTH_KM))
+        return (parse_utc(where, row["p_utc"], "p_utc") - rec.start_utc).total_seconds()
+    origin = parse_utc(where, row["origin_utc"], "origin_utc")
+    return predicted_p_s(origin, float(row["epi_km"]), rec.start_utc, float(row["depth_km"] or DEPTH_KM))
 
 
 def catalog_examples(catalog, events=None) -> list[dict]:

@@ -322,3 +322,27 @@ def test_score_records_runs_a_catalogue_through_the_node_as_the_evaluation_does(
     bad.write_text("file,event,label\n,e1,noise\n")
     res = cli_runner().invoke(cli, ["model", "score-records", str(bad)])
     assert res.exit_code == 2 and "bad.csv:2: file: empty" in res.stderr
+
+
+def test_a_bad_time_in_records_csv_names_the_index_the_file_and_the_column(tmp_path):
+    """OpenEEW's records.csv read with the replay's one ISO-time parser (waveforms.parse_utc): a time it
+    cannot read is refused with the index, the record and the column named, not a bare value."""
+    import shutil
+
+    from seismote.host_tools.waveforms import WaveformError
+
+    (row,) = [r for r in real.read_index() if r["file"] == "2019_3_9/015/00.jsonl"]
+    (tmp_path / "2019_3_9" / "015").mkdir(parents=True)
+    shutil.copy(real.OPENEEW_ROOT / row["file"], tmp_path / row["file"])
+    with (tmp_path / "records.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow(dict(row, origin_utc="yesterday"))
+    with pytest.raises(WaveformError, match=r"records\.csv \(2019_3_9/015/00\.jsonl\): origin_utc 'yesterday' is not an ISO time"):
+        real.openeew_examples(root=tmp_path)
+    with (tmp_path / "records.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow(row)
+    (ex,) = real.openeew_examples(root=tmp_path)  # the same row with its own time reads as before
+    assert ex["event_id"] == "2019_3_9" and ex["p_predicted_s"] > 0
