@@ -90,6 +90,7 @@ path's early peak (sqrt(max(t, eps Tw) / rise): the records' onset figures uncha
 >= -20 calibrated: 89.1%, 12 of 12, 0.44/h, 1.42 s) was held out on its own quakes at 97.1%, 14 of
 18 real test records, 0.58 false/h (street 1.0/h), 0.24 per quiet day, 1.13 s and 22.3 s after P,
 against the bundled weights' 97.7%, 16, 0.56/h, 0.71/day, 1.03 s and 21.1 s: not adopted either.
+Nor did it raise the M 7.2's P scores (the same 8 records: -23 to +42 points, median -1).
 
 The synthesis is done in the frequency domain at `rate` (band-limited to rate/2, so no aliasing).
 The target spectrum is applied as a minimum-phase filter (same amplitude, causal phase), not the
